@@ -1,0 +1,160 @@
+"""Command line: ``python -m routing_core <command>``; run with ``--help`` for the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from routing_core.errors import ConfigError, DataError, ModelError, RoutingError
+
+logger = logging.getLogger("routing_core.cli")
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+Command = Callable[[argparse.Namespace], int]
+_COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Register a subcommand handler; its parser is added in ``build_parser``."""
+    def register(func: Command) -> Command:
+        _COMMANDS[name] = func
+        return func
+    return register
+
+
+def _settings(args: argparse.Namespace, **extra):
+    from routing_core.config import load_settings
+
+    overrides = dict(extra)
+    if getattr(args, "data", None):
+        overrides.setdefault("data_dir", Path(args.data).resolve())
+        overrides.setdefault("data_source", "files")
+    if getattr(args, "models", None):
+        overrides["model_dir"] = Path(args.models).resolve()
+    return load_settings(**overrides)
+
+
+# --- sample -------------------------------------------------------------------------
+
+@command("sample")
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from routing_core.sample import generate_sample
+
+    report = generate_sample(args.items, Path(args.out), seed=args.seed)
+    print(json.dumps({
+        "out": str(Path(args.out).resolve()),
+        "n_items": report.n_items,
+        "n_routing_rows": report.n_routing_rows,
+        "n_work_order_rows": report.n_work_order_rows,
+        "noise_ceiling_top1": report.noise_ceiling_top1,
+    }, ensure_ascii=False))
+    return 0
+
+
+# --- train --------------------------------------------------------------------------
+
+@command("train")
+def _cmd_train(args: argparse.Namespace) -> int:
+    from routing_core.train import train_and_save
+
+    settings = _settings(args)
+    result = train_and_save(settings, promote=not args.no_promote)
+    for stage, seconds in result.timings.items():
+        print(f"{stage:<10} {seconds:8.2f} s")
+    print(json.dumps(result.summary(), ensure_ascii=False, indent=2))
+    return 0
+
+
+# --- predict ------------------------------------------------------------------------
+
+@command("predict")
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from routing_core.predict import PredictionOptions, Predictor
+    from routing_core.registry import load_bundle
+    from routing_core.train import ensure_model
+
+    settings = _settings(args)
+    ensure_model(settings)
+    predictor = Predictor(load_bundle(settings.model_dir))
+    options = PredictionOptions.from_settings(settings, top_k=args.top, lot_size=args.lot_size)
+    if args.item:
+        result = predictor.predict_items([args.item], options)
+    else:
+        from routing_core.sources import read_item_list
+
+        new_items, report = read_item_list(Path(args.items_file))
+        for note in report.notes:
+            logger.warning("%s", note)
+        result = predictor.predict_attributes(new_items, options)
+    if args.format == "json":
+        payload = result.to_dicts()
+        text = json.dumps(payload[0] if args.item else payload, ensure_ascii=False, indent=2, allow_nan=False)
+        print(text)
+    else:
+        from routing_core.predict import result_rows
+
+        sys.stdout.write(result_rows(result).write_csv())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m routing_core", description="Routing ML command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="generate the sample ERP data set (three Parquet views)")
+    p.add_argument("--items", type=int, default=20_000, help="number of items (default 20000)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+
+    p = sub.add_parser("train", help="train a model version from a data folder")
+    p.add_argument("--data", required=True, help="folder with the three ERP view files")
+    p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
+    p.add_argument("--no-promote", action="store_true", help="save the version without making it current")
+
+    p = sub.add_parser("predict", help="predict routings for an item or a file of new items")
+    p.add_argument("--data", required=True, help="folder with the three ERP view files")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--item", help="existing ITEM_CD")
+    target.add_argument("--items-file", help="CSV/XLSX/Parquet of new items with item-master columns")
+    p.add_argument("--top", type=int, help="number of similar items to search (top-K)")
+    p.add_argument("--lot-size", type=float, help="lot size Q in pieces for the lead time")
+    p.add_argument("--format", choices=["json", "csv"], default="json", help="output format (default json)")
+    p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
+
+    for extend in _PARSER_EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Other modules add subcommands here: each entry receives the subparsers object.
+_PARSER_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ModelError, RoutingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,377 @@
+"""Routing prediction: neighbours → candidate routings with estimated times, lead time and explanations.
+
+Candidates are the distinct JOB_CD sequences among the top-K similar items that
+have a routing, merged once; a candidate's score is the sum of its supporting
+items' similarities. Per operation, times are similarity-weighted medians with a
+p25–p75 spread over the supporting items, preferring work-order actuals where an
+item has at least ``min_actual_orders`` of them. Codes that cannot be averaged
+(resource, work centre, in-house flag, subcontractor) come from the most similar
+supporting item. Everything runs as Polars expressions over all queries at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from routing_core.config import Settings
+from routing_core.errors import DataError
+from routing_core.features import MISSING_CATEGORY, UnseenCategoryWarning
+from routing_core.registry import ModelBundle
+
+logger = logging.getLogger(__name__)
+
+TIME_KINDS = ("setup", "run", "queue", "wait", "move")
+# Two numbers are reported as matching when they differ by at most this share.
+NUMBER_MATCH_TOLERANCE = 0.05
+_MIN_WEIGHT = 1e-6
+
+
+@dataclass(frozen=True)
+class PredictionOptions:
+    """Knobs of one prediction call."""
+
+    top_k: int = 10
+    max_candidates: int = 5
+    lot_size: float = 1.0
+    similarity_floor: float = 0.0
+    min_actual_orders: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> PredictionOptions:
+        """Take defaults from settings; ``overrides`` that are None are ignored."""
+        values = {
+            "top_k": settings.top_k,
+            "max_candidates": settings.max_candidates,
+            "lot_size": settings.default_lot_size,
+            "similarity_floor": settings.similarity_floor,
+            "min_actual_orders": settings.min_actual_orders,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        options = cls(**values)
+        if options.lot_size <= 0:
+            raise DataError(f"lot size must be greater than 0, got {options.lot_size}")
+        if options.top_k < 1 or options.max_candidates < 1:
+            raise DataError("top-K and the number of candidates must be at least 1")
+        return options
+
+
+@dataclass
+class PredictionResult:
+    """Predictions for one or more queries as flat frames, keyed by ``query`` (0-based)."""
+
+    queries: pl.DataFrame  # query, item_cd, warnings (list[str])
+    candidates: pl.DataFrame  # query, candidate_id, rank, score, signature_id, signature, n_support, lead_time_min
+    operations: pl.DataFrame  # query, candidate_id, pos, proc_seq, job_cd, … times and spreads
+    support: pl.DataFrame  # query, candidate_id, item_cd, item_nm, similarity, matches, differs
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Return one JSON-ready dict per query in the CLI's output schema."""
+        operations = _group_rows(self.operations.sort("query", "candidate_id", "pos"), ("query", "candidate_id"))
+        support = _group_rows(self.support.sort("query", "candidate_id", "similarity", descending=[False, False, True]), ("query", "candidate_id"))
+        candidates = _group_rows(self.candidates.sort("query", "rank"), ("query",))
+        output = []
+        for query in self.queries.sort("query").iter_rows(named=True):
+            items = []
+            for candidate in candidates.get((query["query"],), []):
+                key = (query["query"], candidate["candidate_id"])
+                items.append({
+                    "candidate_id": candidate["candidate_id"],
+                    "rank": candidate["rank"],
+                    "score": _round(candidate["score"]),
+                    "signature": candidate["signature"],
+                    "support": [
+                        {
+                            "item_cd": s["item_cd"],
+                            "item_nm": s["item_nm"],
+                            "similarity": _round(s["similarity"]),
+                            "matches": s["matches"],
+                            "differs": s["differs"],
+                        }
+                        for s in support.get(key, [])
+                    ],
+                    "operations": [_operation_dict(op) for op in operations.get(key, [])],
+                    "lead_time_min": _round(candidate["lead_time_min"]),
+                })
+            output.append({"item_cd": query["item_cd"], "candidates": items, "warnings": query["warnings"]})
+        return output
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _operation_dict(op: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "proc_seq": op["proc_seq"],
+        "job_cd": op["job_cd"],
+        "job_nm": op["job_nm"],
+        "res_cd": op["res_cd"],
+        "res_dis": op["res_dis"],
+        "wc_cd": op["wc_cd"],
+        "inside_flag": op["inside_flag"],
+        "bp_cd": op["bp_cd"],
+        "insp_flg": op["insp_flg"],
+        "milestone_flg": op["milestone_flg"],
+        "mfg_lt": _round(op["mfg_lt"]),
+        "run_time_qty": 1,
+        "time_source": op["time_source"],
+    }
+    for kind in TIME_KINDS:
+        row[f"{kind}_min"] = _round(op[f"{kind}_min"])
+    for kind in ("setup", "run"):
+        row[f"{kind}_min_p25"] = _round(op[f"{kind}_min_p25"])
+        row[f"{kind}_min_p75"] = _round(op[f"{kind}_min_p75"])
+    return row
+
+
+def _group_rows(frame: pl.DataFrame, keys: tuple[str, ...]) -> dict[tuple, list[dict[str, Any]]]:
+    """Group a frame's rows by ``keys`` for output formatting (not for computation)."""
+    grouped: dict[tuple, list[dict[str, Any]]] = {}
+    for row in frame.iter_rows(named=True):
+        grouped.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return grouped
+
+
+def operation_lead_time(lot_size: float) -> pl.Expr:
+    """Minutes one operation adds to the lead time of a lot: queue + setup + run × Q + wait + move.
+
+    ``run_min`` is per piece here, so RUN_TIME_QTY is already divided out; a null time counts as 0.
+    """
+    return (
+        pl.col("queue_min").fill_null(0) + pl.col("setup_min").fill_null(0)
+        + pl.col("run_min").fill_null(0) * lot_size
+        + pl.col("wait_min").fill_null(0) + pl.col("move_min").fill_null(0)
+    )
+
+
+def weighted_quantile(value: str, weight: str, q: float) -> pl.Expr:
+    """Weighted quantile of ``value`` within a group: the smallest value whose cumulative weight reaches q."""
+    valid = pl.col(value).is_not_null()
+    values = pl.col(value).filter(valid)
+    weights = pl.col(weight).filter(valid)
+    cumulative = weights.sort_by(values).cum_sum()
+    return values.sort_by(values).filter(cumulative >= q * weights.sum() - 1e-12).first()
+
+
+class Predictor:
+    """Predict routings with a loaded ModelBundle. Holds no mutable state."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self._features = bundle.encoder.used_features_
+
+    # --- public entry points --------------------------------------------------------
+
+    def predict_items(self, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
+        """Predict for existing items; an item's own routing is never evidence for itself."""
+        codes = [str(c).strip() for c in item_codes]
+        wanted = pl.DataFrame({"query": range(len(codes)), "ITEM_CD": codes}, schema={"query": pl.Int64, "ITEM_CD": pl.String})
+        found = wanted.join(self.bundle.items, on="ITEM_CD", how="left", maintain_order="left")
+        missing = found.filter(pl.col("has_routing").is_null()).get_column("ITEM_CD").to_list()
+        if missing:
+            shown = ", ".join(missing[:10])
+            raise DataError(f"item code not found in the item master: {shown}", rows=[{"ITEM_CD": m, "reason": "not found"} for m in missing])
+        return self._predict(found, exclude=codes, item_codes=codes, options=options)
+
+    def predict_attributes(self, attributes: list[dict[str, Any]] | pl.DataFrame, options: PredictionOptions) -> PredictionResult:
+        """Predict for new items given as attribute mappings (or a frame) of item-master columns."""
+        frame = attributes if isinstance(attributes, pl.DataFrame) else pl.DataFrame(attributes, infer_schema_length=None)
+        if "ITEM_CD" not in frame.columns:
+            frame = frame.with_columns(pl.format("NEW-{}", pl.int_range(1, pl.len() + 1)).alias("ITEM_CD"))
+        frame = frame.with_row_index("query").with_columns(pl.col("query").cast(pl.Int64), pl.col("ITEM_CD").cast(pl.String))
+        codes = frame.get_column("ITEM_CD").to_list()
+        # A new item that happens to reuse an existing code must not find itself either.
+        return self._predict(frame, exclude=codes, item_codes=codes, options=options)
+
+    # --- the pipeline ---------------------------------------------------------------
+
+    def _predict(self, queries: pl.DataFrame, exclude: list[str], item_codes: list[str], options: PredictionOptions) -> PredictionResult:
+        start = time.perf_counter()
+        query_warnings = self._query_warnings(queries)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnseenCategoryWarning)
+            vectors = self.bundle.encoder.transform(queries)
+        similarities, neighbour_codes = self.bundle.index.search(vectors, options.top_k, exclude=exclude)
+
+        neighbours = self._neighbour_frame(similarities, neighbour_codes, options)
+        candidates, support = self._candidates(neighbours, options)
+        operations = self._operations(support, options)
+        lead_times = operations.group_by("query", "candidate_id").agg(
+            operation_lead_time(options.lot_size).sum().alias("lead_time_min")
+        )
+        candidates = candidates.join(lead_times, on=["query", "candidate_id"], how="left")
+        support = self._explain(support, queries)
+
+        empty = candidates.group_by("query").len().select("query")
+        no_result = queries.select("query").join(empty, on="query", how="anti").get_column("query").to_list()
+        warning_lists = [list(w) for w in query_warnings]
+        for q in no_result:
+            warning_lists[q].append("no_similar_item")
+        query_frame = pl.DataFrame(
+            {"query": list(range(len(item_codes))), "item_cd": item_codes, "warnings": warning_lists},
+            schema={"query": pl.Int64, "item_cd": pl.String, "warnings": pl.List(pl.String)},
+        )
+        seconds = time.perf_counter() - start
+        logger.debug("predicted %d queries in %.3f s", len(item_codes), seconds)
+        return PredictionResult(query_frame, candidates, operations, support, seconds=seconds)
+
+    def _query_warnings(self, queries: pl.DataFrame) -> list[list[str]]:
+        """Per query: unseen category values, missing attributes, and an item without routing."""
+        encoder = self.bundle.encoder
+        result: list[list[str]] = [[] for _ in range(queries.height)]
+        present = [c for c in self._features if c in queries.columns]
+        if present:
+            null_counts = queries.select(pl.sum_horizontal(pl.col(c).is_null() for c in present).alias("n")).get_column("n").to_list()
+        else:
+            null_counts = [0] * queries.height
+        n_features = len(self._features)
+        for q in range(queries.height):
+            missing = n_features - len(present) + null_counts[q]
+            if missing == n_features:
+                result[q].append("all_attributes_missing")
+            elif missing:
+                result[q].append(f"attributes_missing:{missing}")
+        if encoder.onehot_ is not None:
+            for name, known in zip(encoder.category_features_, encoder.onehot_.categories_):
+                if name not in queries.columns:
+                    continue
+                values = queries.get_column(name).cast(pl.String)
+                unseen = values.is_not_null() & ~values.is_in(pl.Series(known.astype(str)).implode())
+                for q in np.flatnonzero(unseen.to_numpy()):
+                    result[q].append(f"unseen_category:{name}={values[int(q)]}")
+        if "has_routing" in queries.columns:
+            for q in np.flatnonzero(~queries.get_column("has_routing").fill_null(True).to_numpy()):
+                result[q].append("item_has_no_routing")
+        return result
+
+    def _neighbour_frame(self, similarities: np.ndarray, codes: np.ndarray, options: PredictionOptions) -> pl.DataFrame:
+        n_queries, k = codes.shape
+        frame = pl.DataFrame(
+            {
+                "query": np.repeat(np.arange(n_queries, dtype=np.int64), k),
+                "neighbour_rank": np.tile(np.arange(k, dtype=np.int64), n_queries),
+                "item_cd": codes.reshape(-1).tolist(),
+                "similarity": similarities.reshape(-1).astype(np.float64),
+            },
+            schema={"query": pl.Int64, "neighbour_rank": pl.Int64, "item_cd": pl.String, "similarity": pl.Float64},
+        )
+        return (
+            frame.filter(pl.col("item_cd").is_not_null() & pl.col("similarity").is_not_nan())
+            .filter(pl.col("similarity") >= options.similarity_floor)
+            .join(self.bundle.index_items.select(pl.col("ITEM_CD").alias("item_cd"), "signature_id"), on="item_cd", how="inner")
+        )
+
+    def _candidates(self, neighbours: pl.DataFrame, options: PredictionOptions) -> tuple[pl.DataFrame, pl.DataFrame]:
+        ranked = (
+            neighbours.group_by("query", "signature_id")
+            .agg(
+                pl.col("similarity").sum().alias("score"),
+                pl.col("similarity").max().alias("best_similarity"),
+                pl.len().alias("n_support"),
+            )
+            .sort(["query", "score", "best_similarity", "signature_id"], descending=[False, True, True, False])
+            .with_columns(pl.int_range(1, pl.len() + 1).over("query").alias("rank"))
+            .filter(pl.col("rank") <= options.max_candidates)
+            .join(self.bundle.signatures.select("signature_id", "signature", "candidate_id"), on="signature_id", how="left")
+        )
+        candidates = ranked.select(
+            "query", "candidate_id", "rank", "score", "best_similarity", "n_support", "signature_id", "signature"
+        )
+        support = neighbours.join(candidates.select("query", "signature_id", "candidate_id"), on=["query", "signature_id"], how="inner")
+        return candidates, support
+
+    def _operations(self, support: pl.DataFrame, options: PredictionOptions) -> pl.DataFrame:
+        use_actual = pl.col("n_actual") >= options.min_actual_orders
+        rows = (
+            support.select("query", "candidate_id", "item_cd", "similarity")
+            .join(self.bundle.routings.rename({"ITEM_CD": "item_cd"}), on="item_cd", how="inner")
+            .with_columns(
+                pl.max_horizontal(pl.col("similarity"), pl.lit(_MIN_WEIGHT)).alias("_w"),
+                pl.when(use_actual & pl.col("actual_setup_min").is_not_null()).then("actual_setup_min").otherwise("setup_min").alias("setup"),
+                pl.when(use_actual & pl.col("actual_run_min").is_not_null()).then("actual_run_min").otherwise("run_min_per_piece").alias("run"),
+                pl.col("queue_min").alias("queue"),
+                pl.col("wait_min").alias("wait"),
+                pl.col("move_min").alias("move"),
+                use_actual.alias("_actual"),
+            )
+        )
+        stats = []
+        for kind in TIME_KINDS:
+            stats.append(weighted_quantile(kind, "_w", 0.5).alias(f"{kind}_min"))
+        for kind in ("setup", "run"):
+            stats.append(weighted_quantile(kind, "_w", 0.25).alias(f"{kind}_min_p25"))
+            stats.append(weighted_quantile(kind, "_w", 0.75).alias(f"{kind}_min_p75"))
+        # Codes from the most similar supporting item.
+        best = pl.col("similarity").arg_max()
+        codes = [
+            pl.col(src).get(best).alias(dst)
+            for src, dst in [
+                ("JOB_CD", "job_cd"), ("JOB_NM", "job_nm"), ("RES_CD", "res_cd"), ("RES_DIS", "res_dis"),
+                ("WC_CD", "wc_cd"), ("INSIDE_FLAG", "inside_flag"), ("BP_CD", "bp_cd"), ("INSP_FLG", "insp_flg"),
+                ("MILESTONE_FLG", "milestone_flg"), ("MFG_LT", "mfg_lt"),
+            ]
+        ]
+        source = (
+            pl.when(pl.col("_actual").all()).then(pl.lit("actual"))
+            .when(pl.col("_actual").any()).then(pl.lit("mixed"))
+            .otherwise(pl.lit("planned"))
+            .alias("time_source")
+        )
+        return (
+            rows.group_by("query", "candidate_id", "pos")
+            .agg(*codes, *stats, source, pl.len().alias("n_items"))
+            .sort("query", "candidate_id", "pos")
+            .with_columns(((pl.col("pos") + 1) * 10).cast(pl.Int64).alias("proc_seq"))
+        )
+
+    def _explain(self, support: pl.DataFrame, queries: pl.DataFrame) -> pl.DataFrame:
+        """Add item_nm and the lists of matching and differing attributes to each supporting item."""
+        features = self._features
+        numbers = set(self.bundle.encoder.number_features_)
+        query_attrs = queries.select(
+            "query", *[(pl.col(c) if c in queries.columns else pl.lit(None)).cast(pl.String if c not in numbers else pl.Float64, strict=False).alias(f"{c}__q") for c in features]
+        )
+        item_attrs = self.bundle.items.select(
+            pl.col("ITEM_CD").alias("item_cd"), pl.col("ITEM_NM").alias("item_nm"),
+            *[pl.col(c).cast(pl.String if c not in numbers else pl.Float64, strict=False) for c in features],
+        )
+        joined = support.join(item_attrs, on="item_cd", how="left").join(query_attrs, on="query", how="left")
+        match_exprs, differ_exprs = [], []
+        for c in features:
+            mine, theirs = pl.col(f"{c}__q"), pl.col(c)
+            if c in numbers:
+                same = (mine - theirs).abs() <= NUMBER_MATCH_TOLERANCE * pl.max_horizontal(mine.abs(), theirs.abs())
+            else:
+                same = mine == theirs
+            both = mine.is_not_null() & theirs.is_not_null() & (mine.cast(pl.String) != MISSING_CATEGORY)
+            match_exprs.append(pl.when(both & same).then(pl.lit(c)))
+            differ_exprs.append(pl.when(both & ~same).then(pl.lit(c)))
+        return joined.with_columns(
+            pl.concat_list(match_exprs).list.drop_nulls().alias("matches"),
+            pl.concat_list(differ_exprs).list.drop_nulls().alias("differs"),
+        ).select("query", "candidate_id", "item_cd", "item_nm", "similarity", "neighbour_rank", "matches", "differs")
+
+
+def result_rows(result: PredictionResult) -> pl.DataFrame:
+    """Flatten a result to one row per (item, candidate, operation), for CSV output."""
+    return (
+        result.queries.select("query", "item_cd")
+        .join(result.candidates.select("query", "candidate_id", "rank", "score", "lead_time_min"), on="query", how="inner")
+        .join(result.operations, on=["query", "candidate_id"], how="inner")
+        .sort("query", "rank", "pos")
+        .select(
+            "item_cd", "candidate_id", "rank", "score", "lead_time_min", "proc_seq", "job_cd", "job_nm",
+            "res_cd", "inside_flag", *[f"{k}_min" for k in TIME_KINDS], "time_source",
+        )
+    )
