@@ -20,9 +20,11 @@ from routing_core.errors import DataError, ModelCompatibilityError
 logger = logging.getLogger(__name__)
 
 MISSING_CATEGORY = "__MISSING__"
-# Categories seen fewer times than this are pooled into one "infrequent" column,
-# which keeps the vector short at factory scale without losing common values.
-MIN_CATEGORY_FREQUENCY = 5
+# Values seen fewer than MIN_CATEGORY_FREQUENCY times, and values beyond the
+# MAX_CATEGORIES_PER_FEATURE most frequent, share one "infrequent" column whose
+# weight is 0: two different rare values must not look alike, so a rare value
+# is encoded like an unknown one. This bounds the vector length at factory scale.
+MIN_CATEGORY_FREQUENCY = 2
 MAX_CATEGORIES_PER_FEATURE = 200
 # Types skops must trust to load our own encoder file; anything else is rejected.
 _TRUSTED_SKOPS_TYPES = {"numpy.dtype"}
@@ -84,8 +86,13 @@ class ItemEncoder:
                 sparse_output=False,
                 dtype=np.float32,
             ).fit(self._category_matrix(items))
-            for name, n_out in zip(self.category_features_, self._onehot_widths()):
-                column_weights.append(np.full(n_out, weights[name], dtype=np.float32))
+            for name, n_out, infrequent in zip(
+                self.category_features_, self._onehot_widths(), self.onehot_.infrequent_categories_
+            ):
+                feature_weights = np.full(n_out, weights[name], dtype=np.float32)
+                if infrequent is not None:
+                    feature_weights[-1] = 0.0  # sklearn puts the infrequent column last
+                column_weights.append(feature_weights)
         if self.number_features_:
             self.numeric_ = Pipeline(
                 [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler())]

@@ -24,6 +24,7 @@ from routing_core.config import Settings
 from routing_core.errors import DataError
 from routing_core.features import MISSING_CATEGORY, UnseenCategoryWarning
 from routing_core.registry import ModelBundle
+from routing_core.timeagg import lead_time_expr
 
 logger = logging.getLogger(__name__)
 
@@ -143,18 +144,6 @@ def _group_rows(frame: pl.DataFrame, keys: tuple[str, ...]) -> dict[tuple, list[
     return grouped
 
 
-def operation_lead_time(lot_size: float) -> pl.Expr:
-    """Minutes one operation adds to the lead time of a lot: queue + setup + run × Q + wait + move.
-
-    ``run_min`` is per piece here, so RUN_TIME_QTY is already divided out; a null time counts as 0.
-    """
-    return (
-        pl.col("queue_min").fill_null(0) + pl.col("setup_min").fill_null(0)
-        + pl.col("run_min").fill_null(0) * lot_size
-        + pl.col("wait_min").fill_null(0) + pl.col("move_min").fill_null(0)
-    )
-
-
 def weighted_quantile(value: str, weight: str, q: float) -> pl.Expr:
     """Weighted quantile of ``value`` within a group: the smallest value whose cumulative weight reaches q."""
     valid = pl.col(value).is_not_null()
@@ -207,8 +196,16 @@ class Predictor:
         neighbours = self._neighbour_frame(similarities, neighbour_codes, options)
         candidates, support = self._candidates(neighbours, options)
         operations = self._operations(support, options)
-        lead_times = operations.group_by("query", "candidate_id").agg(
-            operation_lead_time(options.lot_size).sum().alias("lead_time_min")
+        # Operation times are per piece here, so RUN_TIME_QTY is 1.
+        lead_times = (
+            operations.select(
+                "query", "candidate_id",
+                pl.col("queue_min").alias("QUEUE_TIME"), pl.col("setup_min").alias("SETUP_TIME"),
+                pl.col("run_min").alias("RUN_TIME"), pl.lit(1.0).alias("RUN_TIME_QTY"),
+                pl.col("wait_min").alias("WAIT_TIME"), pl.col("move_min").alias("MOVE_TIME"),
+            )
+            .group_by("query", "candidate_id")
+            .agg(lead_time_expr(options.lot_size).sum().alias("lead_time_min"))
         )
         candidates = candidates.join(lead_times, on=["query", "candidate_id"], how="left")
         support = self._explain(support, queries)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -17,9 +17,11 @@ from routing_core.config import Settings
 from routing_core.features import ItemEncoder
 from routing_core.index import ItemIndex
 from routing_core.registry import ModelBundle, current_version, new_version_name, save_bundle
-from routing_core.sources import LoadedData, load_views
 from routing_core.timeagg import operation_actuals
 from routing_core.validation import Views
+
+if TYPE_CHECKING:
+    from routing_core.sources import LoadedData
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +181,8 @@ def train_and_save(
     loaded: LoadedData | None = None,
 ) -> TrainResult:
     """Run the stages load, validate, encode, index, save and return the new version."""
+    from routing_core.sources import load_views
+
     report = progress or (lambda stage, fraction, message: None)
     timings: dict[str, float] = {}
     with timed("total", timings):

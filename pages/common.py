@@ -1,0 +1,144 @@
+"""Shared Streamlit helpers: language, settings, cached model and data, error display, kept selections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from routing_core.config import Settings, load_settings
+from routing_core.errors import (
+    ConfigError,
+    DataError,
+    ExportError,
+    ModelCompatibilityError,
+    ModelError,
+    RoutingError,
+    SourceUnavailableError,
+    TrainingInProgressError,
+)
+from routing_core.i18n import t
+from routing_core.predict import Predictor
+from routing_core.registry import current_version, load_bundle, manifest_hash
+from routing_core.sources import LoadedData, load_views
+
+logger = logging.getLogger("routing_ml.pages")
+
+LANG_KEY = "lang"
+_KEEP_PREFIX = "_keep."
+
+
+def get_settings() -> Settings:
+    """Return the settings; a wrong setting stops the page with one readable message."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        st.error(t("error.config", lang()))
+        st.code(str(exc), language=None)
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+def lang() -> str:
+    """Return the session's language code (``ko`` or ``en``)."""
+    if LANG_KEY not in st.session_state:
+        try:
+            st.session_state[LANG_KEY] = load_settings().language
+        except ConfigError:
+            st.session_state[LANG_KEY] = "ko"
+    return st.session_state[LANG_KEY]
+
+
+def tr(key: str, **values: Any) -> str:
+    """Translate ``key`` into the session's language."""
+    return t(key, lang(), **values)
+
+
+def keep(key: str, default: Any = None) -> dict[str, Any]:
+    """Return widget kwargs that keep the widget's value when the user switches pages.
+
+    Streamlit drops a widget's state when its page is not shown; the value is
+    copied to a separate key on change and restored before the widget is drawn.
+    """
+    store = _KEEP_PREFIX + key
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(store, default)
+
+    def _store() -> None:
+        st.session_state[store] = st.session_state[key]
+
+    st.session_state.setdefault(store, st.session_state[key])
+    return {"key": key, "on_change": _store}
+
+
+@st.cache_resource(show_spinner=False, max_entries=3)
+def _load_predictor(model_dir: str, version: str, manifest_key: str) -> Predictor:
+    # manifest_key is part of the cache key only: a promoted or rebuilt version
+    # has another manifest hash, so every session loads it at its next rerun.
+    return Predictor(load_bundle(Path(model_dir), version))
+
+
+def current_predictor(settings: Settings) -> Predictor | None:
+    """Return the predictor of the current model, or None (with a message) when there is none."""
+    version = current_version(settings.model_dir)
+    key = manifest_hash(settings.model_dir, version) if version else None
+    if version is None or key is None:
+        st.warning(tr("app.no_model"))
+        return None
+    return _load_predictor(str(settings.model_dir), version, key)
+
+
+def source_key(settings: Settings) -> str:
+    """Return a cheap fingerprint of the configured source: file names, sizes and modification times."""
+    parts: list[Any] = [settings.data_source, str(settings.data_dir), settings.reference_date and settings.reference_date.isoformat()]
+    folder = Path(settings.data_dir)
+    if settings.data_source in ("sample", "files") and folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                stat = path.stat()
+                parts.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).hexdigest()
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def _load_data(settings_json: str, key: str) -> LoadedData:
+    settings = Settings.model_validate_json(settings_json)
+    return load_views(settings)
+
+
+def loaded_data(settings: Settings) -> LoadedData:
+    """Return the validated views, cached per source fingerprint."""
+    return _load_data(settings.model_dump_json(), source_key(settings))
+
+
+_ERROR_KEYS: list[tuple[type[BaseException], str]] = [
+    (ConfigError, "error.config"),
+    (ModelCompatibilityError, "error.model_compat"),
+    (ModelError, "error.model"),
+    (TrainingInProgressError, "error.training_in_progress"),
+    (SourceUnavailableError, "error.source_unavailable"),
+    (ExportError, "error.export"),
+    (DataError, "error.data"),
+]
+
+
+def show_error(exc: BaseException) -> None:
+    """Show an error as a readable message with its details, never a traceback."""
+    if isinstance(exc, RoutingError):
+        key = next((k for cls, k in _ERROR_KEYS if isinstance(exc, cls)), "error.unexpected")
+        values = {"started_at": getattr(exc, "started_at", "?")}
+        st.error(tr(key, **values))
+        with st.expander(tr("error.details")):
+            st.write(str(exc))
+            rows = getattr(exc, "rows", None)
+            if rows:
+                st.dataframe(rows, hide_index=True)
+    else:
+        logger.exception("unexpected error on a page")
+        st.error(tr("error.unexpected"))
+        with st.expander(tr("error.details")):
+            st.write(f"{type(exc).__name__}: {exc}")
