@@ -105,20 +105,27 @@ class ItemEncoder:
         )
         return self
 
-    def transform(self, items: pl.DataFrame) -> np.ndarray:
+    def transform(self, items: pl.DataFrame, warn_unseen: bool = True) -> np.ndarray:
         """Return C-contiguous float32 L2-normalised vectors, one row per item.
 
         Raises DataError naming the item and column for NaN or infinite numbers.
-        Emits UnseenCategoryWarning for category values not seen in training.
+        Emits UnseenCategoryWarning for category values not seen in training
+        unless ``warn_unseen`` is False (callers that report them themselves).
         """
         if self.column_weights_ is None:
             raise RuntimeError("ItemEncoder.transform called before fit")
         items = self._with_all_columns(items)
-        self._check_finite(items)
+        numbers = None
+        if self.number_features_:
+            number_frame = items.select(pl.col(c).cast(pl.Float64, strict=False) for c in self.number_features_)
+            # A null becomes NaN in numpy, so NaN and infinity are tested before conversion.
+            if number_frame.select(pl.any_horizontal((pl.all().is_nan() | pl.all().is_infinite()).any())).item():
+                self._check_finite(items)
+            numbers = number_frame.to_numpy().astype(np.float64)
         parts: list[np.ndarray] = []
         if self.onehot_ is not None:
             categories = self._category_matrix(items)
-            unseen = self.unseen_categories(items)
+            unseen = self.unseen_categories(items) if warn_unseen else []
             if unseen:
                 warnings.warn(
                     "unseen category values (encoded as unknown): "
@@ -128,7 +135,7 @@ class ItemEncoder:
                 )
             parts.append(self.onehot_.transform(categories))
         if self.numeric_ is not None:
-            parts.append(self.numeric_.transform(self._number_matrix(items)).astype(np.float32))
+            parts.append(self.numeric_.transform(numbers).astype(np.float32))
         vectors = np.hstack(parts).astype(np.float32, copy=False) * self.column_weights_
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0

@@ -13,6 +13,7 @@ from routing_core.errors import DataError
 logger = logging.getLogger(__name__)
 
 HNSW_NEIGHBOURS = 32
+SINGLE_THREAD_BELOW = 16  # queries per call searched on one thread
 
 
 def as_query_matrix(vectors: np.ndarray, dimension: int) -> np.ndarray:
@@ -78,32 +79,62 @@ class ItemIndex:
         results than asked) come back as similarity NaN and ITEM_CD None.
         Similarities are clipped to [-1, 1], so an identical item scores 1.0.
         """
+        exclude_rows = None
+        if exclude is not None:
+            positions = {code: row for row, code in enumerate(self.item_codes)} if len(exclude) > 64 else None
+            exclude_rows = np.array(
+                [self._row_of(code, positions) for code in exclude], dtype=np.int64
+            )
+        similarities, rows = self.search_rows(queries, k, exclude_rows)
+        codes = np.where(rows >= 0, self.item_codes[np.clip(rows, 0, None)], None)
+        return similarities, codes
+
+    def _row_of(self, code: str | None, positions: dict[str, int] | None) -> int:
+        if code is None:
+            return -1
+        if positions is not None:
+            return positions.get(code, -1)
+        found = np.flatnonzero(self.item_codes == code)
+        return int(found[0]) if found.size else -1
+
+    def search_rows(
+        self, queries: np.ndarray, k: int, exclude_rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (similarities, index rows) of shape (n_queries, k'); a missing result is row -1, similarity NaN.
+
+        ``exclude_rows[i]`` is an index row that must not appear in result row i (-1: none).
+        """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         matrix = as_query_matrix(queries, self.index.d)
         n_indexed = self.size
         k_effective = min(k, n_indexed)
         if n_indexed == 0 or matrix.shape[0] == 0:
-            return np.empty((matrix.shape[0], 0), np.float32), np.empty((matrix.shape[0], 0), object)
+            return np.empty((matrix.shape[0], 0), np.float32), np.empty((matrix.shape[0], 0), np.int64)
 
         # Ask for one extra row so excluding the query item still leaves k.
-        k_search = min(k_effective + (1 if exclude is not None else 0), n_indexed)
-        similarities, rows = self.index.search(matrix, k_search)
-        codes = np.where(rows >= 0, self.item_codes[np.clip(rows, 0, None)], None)
+        k_search = min(k_effective + (1 if exclude_rows is not None else 0), n_indexed)
+        # OpenMP start-up costs more than it saves on a handful of queries.
+        threads = faiss.omp_get_max_threads()
+        if matrix.shape[0] < SINGLE_THREAD_BELOW:
+            faiss.omp_set_num_threads(1)
+        try:
+            similarities, rows = self.index.search(matrix, k_search)
+        finally:
+            faiss.omp_set_num_threads(threads)
         similarities = np.where(rows >= 0, np.clip(similarities, -1.0, 1.0), np.nan).astype(np.float32)
 
-        if exclude is not None:
-            excluded = np.asarray(exclude, dtype=object).reshape(-1, 1)
-            keep = codes != excluded
+        if exclude_rows is not None:
+            keep = (rows != np.asarray(exclude_rows, dtype=np.int64).reshape(-1, 1)) & (rows >= 0)
             # Stable compaction per row: kept entries first, in their original order.
             order = np.argsort(~keep, axis=1, kind="stable")
-            codes = np.take_along_axis(codes, order, axis=1)
+            rows = np.take_along_axis(rows, order, axis=1)
             similarities = np.take_along_axis(similarities, order, axis=1)
             kept_counts = keep.sum(axis=1, keepdims=True)
-            positions = np.arange(codes.shape[1]).reshape(1, -1)
-            codes = np.where(positions < kept_counts, codes, None)
+            positions = np.arange(rows.shape[1]).reshape(1, -1)
+            rows = np.where(positions < kept_counts, rows, -1)
             similarities = np.where(positions < kept_counts, similarities, np.nan)
-        return similarities[:, :k_effective], codes[:, :k_effective]
+        return similarities[:, :k_effective], rows[:, :k_effective]
 
     def to_bytes(self) -> bytes:
         """Serialise the index; writing bytes ourselves keeps non-ASCII paths working."""

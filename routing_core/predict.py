@@ -22,7 +22,7 @@ import polars as pl
 
 from routing_core.config import Settings
 from routing_core.errors import DataError
-from routing_core.features import MISSING_CATEGORY, UnseenCategoryWarning
+from routing_core.features import UnseenCategoryWarning
 from routing_core.registry import ModelBundle
 from routing_core.timeagg import lead_time_expr
 
@@ -154,51 +154,88 @@ def weighted_quantile(value: str, weight: str, q: float) -> pl.Expr:
 
 
 class Predictor:
-    """Predict routings with a loaded ModelBundle. Holds no mutable state."""
+    """Predict routings with a loaded ModelBundle. Holds lookup tables only; never mutates the bundle."""
 
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
         self._features = bundle.encoder.used_features_
+        self._numbers = set(bundle.encoder.number_features_)
+        self._item_row = {code: row for row, code in enumerate(bundle.items.get_column("ITEM_CD").to_list())}
+        self._index_row = {code: row for row, code in enumerate(bundle.index_items.get_column("ITEM_CD").to_list())}
+        self._signature_of_row = bundle.index_items.get_column("signature_id").to_numpy()
+        self._routings, self._route_start, self._route_len = self._routing_offsets(bundle)
+        self._item_attributes = bundle.items.select(
+            pl.col("ITEM_CD").alias("item_cd"), pl.col("ITEM_NM").alias("item_nm"),
+            *[pl.col(c).cast(pl.Float64 if c in self._numbers else pl.String, strict=False) for c in self._features],
+        )
+        encoder = bundle.encoder
+        self._known_categories = (
+            {name: np.asarray(cats, dtype=object) for name, cats in zip(encoder.category_features_, encoder.onehot_.categories_)}
+            if encoder.onehot_ is not None else {}
+        )
+
+    @staticmethod
+    def _routing_offsets(bundle: ModelBundle) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+        """Return routings sorted by item and position, and each index row's first routing row and length."""
+        routings = bundle.routings
+        bounds = routings.with_row_index("_row").group_by("ITEM_CD").agg(
+            pl.col("_row").min().alias("start"), pl.len().alias("length"), pl.col("_row").max().alias("last"),
+        )
+        if not (bounds["last"] - bounds["start"] + 1 == bounds["length"]).all():
+            routings = routings.sort("ITEM_CD", "pos")
+            bounds = routings.with_row_index("_row").group_by("ITEM_CD").agg(
+                pl.col("_row").min().alias("start"), pl.len().alias("length")
+            )
+        per_row = bundle.index_items.select("ITEM_CD").join(bounds, on="ITEM_CD", how="left", maintain_order="left")
+        start = per_row.get_column("start").fill_null(0).to_numpy().astype(np.int64)
+        length = per_row.get_column("length").fill_null(0).to_numpy().astype(np.int64)
+        return routings, start, length
 
     # --- public entry points --------------------------------------------------------
 
     def predict_items(self, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
         """Predict for existing items; an item's own routing is never evidence for itself."""
         codes = [str(c).strip() for c in item_codes]
-        wanted = pl.DataFrame({"query": range(len(codes)), "ITEM_CD": codes}, schema={"query": pl.Int64, "ITEM_CD": pl.String})
-        found = wanted.join(self.bundle.items, on="ITEM_CD", how="left", maintain_order="left")
-        missing = found.filter(pl.col("has_routing").is_null()).get_column("ITEM_CD").to_list()
+        rows = [self._item_row.get(code) for code in codes]
+        missing = [code for code, row in zip(codes, rows) if row is None]
         if missing:
             shown = ", ".join(missing[:10])
-            raise DataError(f"item code not found in the item master: {shown}", rows=[{"ITEM_CD": m, "reason": "not found"} for m in missing])
-        return self._predict(found, exclude=codes, item_codes=codes, options=options)
+            raise DataError(
+                f"item code not found in the item master: {shown}",
+                rows=[{"ITEM_CD": m, "reason": "not found"} for m in missing],
+            )
+        found = self.bundle.items[rows].with_row_index("query").with_columns(pl.col("query").cast(pl.Int64))
+        return self._predict(found, item_codes=codes, options=options)
 
     def predict_attributes(self, attributes: list[dict[str, Any]] | pl.DataFrame, options: PredictionOptions) -> PredictionResult:
         """Predict for new items given as attribute mappings (or a frame) of item-master columns."""
         frame = attributes if isinstance(attributes, pl.DataFrame) else pl.DataFrame(attributes, infer_schema_length=None)
+        if frame.height == 0:
+            raise DataError("no items to predict")
         if "ITEM_CD" not in frame.columns:
             frame = frame.with_columns(pl.format("NEW-{}", pl.int_range(1, pl.len() + 1)).alias("ITEM_CD"))
         frame = frame.with_row_index("query").with_columns(pl.col("query").cast(pl.Int64), pl.col("ITEM_CD").cast(pl.String))
-        codes = frame.get_column("ITEM_CD").to_list()
-        # A new item that happens to reuse an existing code must not find itself either.
-        return self._predict(frame, exclude=codes, item_codes=codes, options=options)
+        # A new item that reuses an existing code is excluded from its own neighbours too.
+        return self._predict(frame, item_codes=frame.get_column("ITEM_CD").to_list(), options=options)
 
     # --- the pipeline ---------------------------------------------------------------
 
-    def _predict(self, queries: pl.DataFrame, exclude: list[str], item_codes: list[str], options: PredictionOptions) -> PredictionResult:
+    def _predict(self, queries: pl.DataFrame, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
         start = time.perf_counter()
         query_warnings = self._query_warnings(queries)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnseenCategoryWarning)
-            vectors = self.bundle.encoder.transform(queries)
-        similarities, neighbour_codes = self.bundle.index.search(vectors, options.top_k, exclude=exclude)
+            vectors = self.bundle.encoder.transform(queries, warn_unseen=False)
+        exclude = np.array([self._index_row.get(code, -1) for code in item_codes], dtype=np.int64)
+        similarities, rows = self.bundle.index.search_rows(vectors, options.top_k, exclude_rows=exclude)
 
-        neighbours = self._neighbour_frame(similarities, neighbour_codes, options)
+        neighbours = self._neighbour_frame(similarities, rows, options)
         candidates, support = self._candidates(neighbours, options)
         operations = self._operations(support, options)
         # Operation times are per piece here, so RUN_TIME_QTY is 1.
         lead_times = (
-            operations.select(
+            operations.lazy()
+            .select(
                 "query", "candidate_id",
                 pl.col("queue_min").alias("QUEUE_TIME"), pl.col("setup_min").alias("SETUP_TIME"),
                 pl.col("run_min").alias("RUN_TIME"), pl.lit(1.0).alias("RUN_TIME_QTY"),
@@ -207,16 +244,15 @@ class Predictor:
             .group_by("query", "candidate_id")
             .agg(lead_time_expr(options.lot_size).sum().alias("lead_time_min"))
         )
-        candidates = candidates.join(lead_times, on=["query", "candidate_id"], how="left")
+        candidates = candidates.lazy().join(lead_times, on=["query", "candidate_id"], how="left").sort("query", "rank").collect()
         support = self._explain(support, queries)
 
-        empty = candidates.group_by("query").len().select("query")
-        no_result = queries.select("query").join(empty, on="query", how="anti").get_column("query").to_list()
-        warning_lists = [list(w) for w in query_warnings]
-        for q in no_result:
-            warning_lists[q].append("no_similar_item")
+        has_candidates = np.zeros(len(item_codes), dtype=bool)
+        has_candidates[candidates.get_column("query").to_numpy()] = True
+        for q in np.flatnonzero(~has_candidates):
+            query_warnings[q].append("no_similar_item")
         query_frame = pl.DataFrame(
-            {"query": list(range(len(item_codes))), "item_cd": item_codes, "warnings": warning_lists},
+            {"query": list(range(len(item_codes))), "item_cd": item_codes, "warnings": query_warnings},
             schema={"query": pl.Int64, "item_cd": pl.String, "warnings": pl.List(pl.String)},
         )
         seconds = time.perf_counter() - start
@@ -225,53 +261,51 @@ class Predictor:
 
     def _query_warnings(self, queries: pl.DataFrame) -> list[list[str]]:
         """Per query: unseen category values, missing attributes, and an item without routing."""
-        encoder = self.bundle.encoder
         result: list[list[str]] = [[] for _ in range(queries.height)]
         present = [c for c in self._features if c in queries.columns]
-        if present:
-            null_counts = queries.select(pl.sum_horizontal(pl.col(c).is_null() for c in present).alias("n")).get_column("n").to_list()
-        else:
-            null_counts = [0] * queries.height
-        n_features = len(self._features)
-        for q in range(queries.height):
-            missing = n_features - len(present) + null_counts[q]
-            if missing == n_features:
-                result[q].append("all_attributes_missing")
-            elif missing:
-                result[q].append(f"attributes_missing:{missing}")
-        if encoder.onehot_ is not None:
-            for name, known in zip(encoder.category_features_, encoder.onehot_.categories_):
-                if name not in queries.columns:
-                    continue
-                values = queries.get_column(name).cast(pl.String)
-                unseen = values.is_not_null() & ~values.is_in(pl.Series(known.astype(str)).implode())
-                for q in np.flatnonzero(unseen.to_numpy()):
-                    result[q].append(f"unseen_category:{name}={values[int(q)]}")
+        missing = np.full(queries.height, len(self._features) - len(present), dtype=np.int64)
+        for name in present:
+            missing += queries.get_column(name).is_null().to_numpy()
+        for q in np.flatnonzero(missing == len(self._features)):
+            result[q].append("all_attributes_missing")
+        for q in np.flatnonzero((missing > 0) & (missing < len(self._features))):
+            result[q].append(f"attributes_missing:{missing[q]}")
+        for name, known in self._known_categories.items():
+            if name not in queries.columns:
+                continue
+            values = queries.get_column(name).cast(pl.String).to_numpy()
+            present_mask = values != None  # noqa: E711 (element-wise test on an object array)
+            unseen = present_mask & ~np.isin(values, known)
+            for q in np.flatnonzero(unseen):
+                result[q].append(f"unseen_category:{name}={values[q]}")
         if "has_routing" in queries.columns:
             for q in np.flatnonzero(~queries.get_column("has_routing").fill_null(True).to_numpy()):
                 result[q].append("item_has_no_routing")
         return result
 
-    def _neighbour_frame(self, similarities: np.ndarray, codes: np.ndarray, options: PredictionOptions) -> pl.DataFrame:
-        n_queries, k = codes.shape
-        frame = pl.DataFrame(
+    def _neighbour_frame(self, similarities: np.ndarray, rows: np.ndarray, options: PredictionOptions) -> pl.DataFrame:
+        n_queries, k = rows.shape
+        valid = (rows >= 0) & (similarities >= options.similarity_floor)
+        kept_rows = rows[valid]
+        return pl.DataFrame(
             {
-                "query": np.repeat(np.arange(n_queries, dtype=np.int64), k),
-                "neighbour_rank": np.tile(np.arange(k, dtype=np.int64), n_queries),
-                "item_cd": codes.reshape(-1).tolist(),
-                "similarity": similarities.reshape(-1).astype(np.float64),
+                "query": np.repeat(np.arange(n_queries, dtype=np.int64), k)[valid.reshape(-1)],
+                "neighbour_rank": np.tile(np.arange(k, dtype=np.int64), n_queries)[valid.reshape(-1)],
+                "row": kept_rows.astype(np.int64),
+                "item_cd": self.bundle.index.item_codes[kept_rows].tolist(),
+                "similarity": similarities[valid].astype(np.float64),
+                "signature_id": self._signature_of_row[kept_rows],
             },
-            schema={"query": pl.Int64, "neighbour_rank": pl.Int64, "item_cd": pl.String, "similarity": pl.Float64},
-        )
-        return (
-            frame.filter(pl.col("item_cd").is_not_null() & pl.col("similarity").is_not_nan())
-            .filter(pl.col("similarity") >= options.similarity_floor)
-            .join(self.bundle.index_items.select(pl.col("ITEM_CD").alias("item_cd"), "signature_id"), on="item_cd", how="inner")
+            schema={
+                "query": pl.Int64, "neighbour_rank": pl.Int64, "row": pl.Int64, "item_cd": pl.String,
+                "similarity": pl.Float64, "signature_id": pl.Int32,
+            },
         )
 
     def _candidates(self, neighbours: pl.DataFrame, options: PredictionOptions) -> tuple[pl.DataFrame, pl.DataFrame]:
-        ranked = (
-            neighbours.group_by("query", "signature_id")
+        candidates = (
+            neighbours.lazy()
+            .group_by("query", "signature_id")
             .agg(
                 pl.col("similarity").sum().alias("score"),
                 pl.col("similarity").max().alias("best_similarity"),
@@ -280,32 +314,28 @@ class Predictor:
             .sort(["query", "score", "best_similarity", "signature_id"], descending=[False, True, True, False])
             .with_columns(pl.int_range(1, pl.len() + 1).over("query").alias("rank"))
             .filter(pl.col("rank") <= options.max_candidates)
-            .join(self.bundle.signatures.select("signature_id", "signature", "candidate_id"), on="signature_id", how="left")
+            .join(self.bundle.signatures.lazy().select("signature_id", "signature", "candidate_id"), on="signature_id", how="left")
+            .select("query", "candidate_id", "rank", "score", "best_similarity", "n_support", "signature_id", "signature")
+            .collect()
         )
-        candidates = ranked.select(
-            "query", "candidate_id", "rank", "score", "best_similarity", "n_support", "signature_id", "signature"
+        support = neighbours.join(
+            candidates.select("query", "signature_id", "candidate_id"), on=["query", "signature_id"], how="inner", maintain_order="left"
         )
-        support = neighbours.join(candidates.select("query", "signature_id", "candidate_id"), on=["query", "signature_id"], how="inner")
         return candidates, support
 
     def _operations(self, support: pl.DataFrame, options: PredictionOptions) -> pl.DataFrame:
-        use_actual = pl.col("n_actual") >= options.min_actual_orders
-        rows = (
-            support.select("query", "candidate_id", "item_cd", "similarity")
-            .join(self.bundle.routings.rename({"ITEM_CD": "item_cd"}), on="item_cd", how="inner")
-            .with_columns(
-                pl.max_horizontal(pl.col("similarity"), pl.lit(_MIN_WEIGHT)).alias("_w"),
-                pl.when(use_actual & pl.col("actual_setup_min").is_not_null()).then("actual_setup_min").otherwise("setup_min").alias("setup"),
-                pl.when(use_actual & pl.col("actual_run_min").is_not_null()).then("actual_run_min").otherwise("run_min_per_piece").alias("run"),
-                pl.col("queue_min").alias("queue"),
-                pl.col("wait_min").alias("wait"),
-                pl.col("move_min").alias("move"),
-                use_actual.alias("_actual"),
-            )
+        # Gather each supporting item's routing rows by offset: no join against the big table.
+        support_rows = support.get_column("row").to_numpy()
+        lengths = self._route_len[support_rows]
+        owner = np.repeat(np.arange(support.height), lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        gathered = self._routings[self._route_start[support_rows][owner] + offsets]
+        rows = pl.concat(
+            [support.select("query", "candidate_id", "similarity")[owner], gathered], how="horizontal"
         )
-        stats = []
-        for kind in TIME_KINDS:
-            stats.append(weighted_quantile(kind, "_w", 0.5).alias(f"{kind}_min"))
+
+        use_actual = pl.col("n_actual") >= options.min_actual_orders
+        stats = [weighted_quantile(kind, "_w", 0.5).alias(f"{kind}_min") for kind in TIME_KINDS]
         for kind in ("setup", "run"):
             stats.append(weighted_quantile(kind, "_w", 0.25).alias(f"{kind}_min_p25"))
             stats.append(weighted_quantile(kind, "_w", 0.75).alias(f"{kind}_min_p75"))
@@ -326,38 +356,51 @@ class Predictor:
             .alias("time_source")
         )
         return (
-            rows.group_by("query", "candidate_id", "pos")
+            rows.lazy()
+            .with_columns(
+                pl.max_horizontal(pl.col("similarity"), pl.lit(_MIN_WEIGHT)).alias("_w"),
+                pl.when(use_actual & pl.col("actual_setup_min").is_not_null()).then("actual_setup_min").otherwise("setup_min").alias("setup"),
+                pl.when(use_actual & pl.col("actual_run_min").is_not_null()).then("actual_run_min").otherwise("run_min_per_piece").alias("run"),
+                pl.col("queue_min").alias("queue"),
+                pl.col("wait_min").alias("wait"),
+                pl.col("move_min").alias("move"),
+                use_actual.alias("_actual"),
+            )
+            .group_by("query", "candidate_id", "pos")
             .agg(*codes, *stats, source, pl.len().alias("n_items"))
             .sort("query", "candidate_id", "pos")
             .with_columns(((pl.col("pos") + 1) * 10).cast(pl.Int64).alias("proc_seq"))
+            .collect()
         )
 
     def _explain(self, support: pl.DataFrame, queries: pl.DataFrame) -> pl.DataFrame:
         """Add item_nm and the lists of matching and differing attributes to each supporting item."""
         features = self._features
-        numbers = set(self.bundle.encoder.number_features_)
-        query_attrs = queries.select(
-            "query", *[(pl.col(c) if c in queries.columns else pl.lit(None)).cast(pl.String if c not in numbers else pl.Float64, strict=False).alias(f"{c}__q") for c in features]
-        )
-        item_attrs = self.bundle.items.select(
-            pl.col("ITEM_CD").alias("item_cd"), pl.col("ITEM_NM").alias("item_nm"),
-            *[pl.col(c).cast(pl.String if c not in numbers else pl.Float64, strict=False) for c in features],
-        )
-        joined = support.join(item_attrs, on="item_cd", how="left").join(query_attrs, on="query", how="left")
+        item_rows = [self._item_row[code] for code in support.get_column("item_cd").to_list()]
+        theirs = self._item_attributes[item_rows].drop("item_cd")
+        mine = queries.select(
+            *[
+                (pl.col(c) if c in queries.columns else pl.lit(None))
+                .cast(pl.Float64 if c in self._numbers else pl.String, strict=False)
+                .alias(f"{c}__q")
+                for c in features
+            ]
+        )[support.get_column("query").to_numpy()]
+        joined = pl.concat([support, theirs, mine], how="horizontal")
         match_exprs, differ_exprs = [], []
         for c in features:
-            mine, theirs = pl.col(f"{c}__q"), pl.col(c)
-            if c in numbers:
-                same = (mine - theirs).abs() <= NUMBER_MATCH_TOLERANCE * pl.max_horizontal(mine.abs(), theirs.abs())
+            query_value, item_value = pl.col(f"{c}__q"), pl.col(c)
+            if c in self._numbers:
+                same = (query_value - item_value).abs() <= NUMBER_MATCH_TOLERANCE * pl.max_horizontal(query_value.abs(), item_value.abs())
             else:
-                same = mine == theirs
-            both = mine.is_not_null() & theirs.is_not_null() & (mine.cast(pl.String) != MISSING_CATEGORY)
+                same = query_value == item_value
+            both = query_value.is_not_null() & item_value.is_not_null()
             match_exprs.append(pl.when(both & same).then(pl.lit(c)))
             differ_exprs.append(pl.when(both & ~same).then(pl.lit(c)))
-        return joined.with_columns(
+        return joined.lazy().with_columns(
             pl.concat_list(match_exprs).list.drop_nulls().alias("matches"),
             pl.concat_list(differ_exprs).list.drop_nulls().alias("differs"),
-        ).select("query", "candidate_id", "item_cd", "item_nm", "similarity", "neighbour_rank", "matches", "differs")
+        ).select("query", "candidate_id", "item_cd", "item_nm", "similarity", "neighbour_rank", "matches", "differs").collect()
 
 
 def result_rows(result: PredictionResult) -> pl.DataFrame:
