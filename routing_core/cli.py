@@ -65,9 +65,73 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     result = train_and_save(settings, promote=not args.no_promote)
+    print(f"{'stage':<10} {'seconds':>8}")
     for stage, seconds in result.timings.items():
-        print(f"{stage:<10} {seconds:8.2f} s")
-    print(json.dumps(result.summary(), ensure_ascii=False, indent=2))
+        print(f"{stage:<10} {seconds:8.2f}")
+    print()
+    for line in _headline_lines(result.metrics):
+        print(line)
+    state = "promoted to current" if result.promoted else "saved, not promoted"
+    print(f"version {result.version}: {state}")
+    print(json.dumps(result.summary(), ensure_ascii=False, indent=2, allow_nan=False))
+    return 0
+
+
+_HEADLINE_LABELS = {
+    "top1_accuracy": "top-1 accuracy",
+    "top5_hit_rate": "top-5 hit rate",
+    "operation_f1": "operation F1",
+    "sequence_similarity": "sequence similarity",
+    "lead_time_within_15pct": "lead time within ±15 %",
+}
+
+
+def _headline_lines(metrics: dict | None) -> list[str]:
+    """Return one line per headline metric: the model's value, the baseline's, and the noise ceiling for top-1."""
+    if not metrics:
+        return ["no evaluation: the version has no metrics"]
+    baseline = metrics.get("baseline") or {}
+
+    def shown(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [f"evaluated on {metrics.get('n_eval_items', 0):,} held-out items, {metrics.get('n_eval_index_items', 0):,} indexed"]
+    for key, label in _HEADLINE_LABELS.items():
+        line = f"{label:<24} {shown(metrics.get(key)):>6}   baseline {shown(baseline.get(key)):>6}"
+        if key == "top1_accuracy":
+            line += f"   noise ceiling {shown(metrics.get('noise_ceiling_top1'))}"
+        lines.append(line)
+    p50, p95 = metrics.get("inference_ms_p50"), metrics.get("inference_ms_p95")
+    if p50 is not None and p95 is not None:
+        lines.append(f"{'single prediction':<24} p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    return lines
+
+
+# --- metrics ------------------------------------------------------------------------
+
+@command("metrics")
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from routing_core.registry import current_version, read_metrics, strict_json
+
+    settings = _settings(args)
+    version = args.version or current_version(settings.model_dir)
+    if version is None:
+        raise ModelError(f"no current model in {settings.model_dir}; train one first or pass --version")
+    if not (Path(settings.model_dir) / version).is_dir():
+        raise ModelError(f"model version {version} not found in {settings.model_dir}")
+    metrics = read_metrics(settings.model_dir, version)
+    if metrics is None:
+        raise ModelError(f"model version {version} has no metrics.json; train a new version to evaluate it")
+    print(json.dumps(strict_json(metrics), ensure_ascii=False, indent=2, allow_nan=False))
+    return 0
+
+
+@command("serve-metrics")
+def _cmd_serve_metrics(args: argparse.Namespace) -> int:
+    from routing_core.metrics_server import serve
+
+    settings = _settings(args)
+    serve(settings.model_dir, host=args.host, port=args.port)
     return 0
 
 
@@ -119,6 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
     p.add_argument("--no-promote", action="store_true", help="save the version without making it current")
 
+    p = sub.add_parser("metrics", help="print a model version's evaluation metrics as JSON")
+    p.add_argument("--version", help="model version (default: the current one)")
+    p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
+
+    p = sub.add_parser("serve-metrics", help="serve the current model's metrics for Prometheus at /metrics")
+    p.add_argument("--port", type=int, default=9108, help="TCP port (default 9108)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
+
     p = sub.add_parser("predict", help="predict routings for an item or a file of new items")
     p.add_argument("--data", required=True, help="folder with the three ERP view files")
     target = p.add_mutually_exclusive_group(required=True)
@@ -147,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, DataError) as exc:

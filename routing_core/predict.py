@@ -205,7 +205,7 @@ class Predictor:
                 rows=[{"ITEM_CD": m, "reason": "not found"} for m in missing],
             )
         found = self.bundle.items[rows].with_row_index("query").with_columns(pl.col("query").cast(pl.Int64))
-        return self._predict(found, item_codes=codes, options=options)
+        return self._predict(found, item_codes=codes, options=options, report_missing=False)
 
     def predict_attributes(self, attributes: list[dict[str, Any]] | pl.DataFrame, options: PredictionOptions) -> PredictionResult:
         """Predict for new items given as attribute mappings (or a frame) of item-master columns."""
@@ -216,13 +216,15 @@ class Predictor:
             frame = frame.with_columns(pl.format("NEW-{}", pl.int_range(1, pl.len() + 1)).alias("ITEM_CD"))
         frame = frame.with_row_index("query").with_columns(pl.col("query").cast(pl.Int64), pl.col("ITEM_CD").cast(pl.String))
         # A new item that reuses an existing code is excluded from its own neighbours too.
-        return self._predict(frame, item_codes=frame.get_column("ITEM_CD").to_list(), options=options)
+        return self._predict(frame, item_codes=frame.get_column("ITEM_CD").to_list(), options=options, report_missing=True)
 
     # --- the pipeline ---------------------------------------------------------------
 
-    def _predict(self, queries: pl.DataFrame, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
+    def _predict(
+        self, queries: pl.DataFrame, item_codes: list[str], options: PredictionOptions, report_missing: bool
+    ) -> PredictionResult:
         start = time.perf_counter()
-        query_warnings = self._query_warnings(queries)
+        query_warnings = self._query_warnings(queries, report_missing)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnseenCategoryWarning)
             vectors = self.bundle.encoder.transform(queries, warn_unseen=False)
@@ -259,8 +261,12 @@ class Predictor:
         logger.debug("predicted %d queries in %.3f s", len(item_codes), seconds)
         return PredictionResult(query_frame, candidates, operations, support, seconds=seconds)
 
-    def _query_warnings(self, queries: pl.DataFrame) -> list[list[str]]:
-        """Per query: unseen category values, missing attributes, and an item without routing."""
+    def _query_warnings(self, queries: pl.DataFrame, report_missing: bool) -> list[list[str]]:
+        """Per query: unseen category values, missing attributes, and an item without routing.
+
+        Partly missing attributes are reported only when ``report_missing`` is set
+        (new items typed by a user); the item master is sparse by nature.
+        """
         result: list[list[str]] = [[] for _ in range(queries.height)]
         present = [c for c in self._features if c in queries.columns]
         missing = np.full(queries.height, len(self._features) - len(present), dtype=np.int64)
@@ -268,8 +274,9 @@ class Predictor:
             missing += queries.get_column(name).is_null().to_numpy()
         for q in np.flatnonzero(missing == len(self._features)):
             result[q].append("all_attributes_missing")
-        for q in np.flatnonzero((missing > 0) & (missing < len(self._features))):
-            result[q].append(f"attributes_missing:{missing[q]}")
+        if report_missing:
+            for q in np.flatnonzero((missing > 0) & (missing < len(self._features))):
+                result[q].append(f"attributes_missing:{missing[q]}")
         for name, known in self._known_categories.items():
             if name not in queries.columns:
                 continue

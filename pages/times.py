@@ -1,0 +1,156 @@
+"""Time analysis page (시간 분석): planned times per resource and operation, planned against actual."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from pages.common import get_settings, keep, loaded_data, show_error, tr
+from routing_core.tables import to_csv_bytes, to_xlsx_bytes
+from routing_core.timeagg import TimeFilters, aggregate_times, apply_filters, count_zero_good_quantity, lead_time_min
+
+GROUP_OPTIONS = ["RES_CD", "JOB_CD", "ITEM_CD", "INSIDE_FLAG", "ITEM_GRP1", "ITEM_MATERIAL", "PART_TYPE"]
+ITEM_GROUP_COLUMNS = {"ITEM_GRP1", "ITEM_MATERIAL", "PART_TYPE"}
+SUMMARY_COLUMNS = [
+    "n_operations", "n_orders", "planned_setup_min_median", "planned_run_min_median", "planned_run_min_p90",
+    "planned_run_min_trimmed_mean", "actual_setup_min_median", "actual_run_min_n", "actual_run_min_median",
+    "actual_run_min_p25", "actual_run_min_p75", "actual_run_min_p90", "actual_run_min_trimmed_mean",
+    "actual_run_min_n_outliers", "run_ratio_actual_to_planned", "n_zero_good_qty",
+]
+TOP_GROUPS = 20
+KINDS = ["setup", "run", "queue", "wait", "move"]
+
+
+def _options(frame: pl.DataFrame, column: str) -> list[str]:
+    return frame.get_column(column).drop_nulls().unique().sort().to_list()
+
+
+def _filters(items: pl.DataFrame, routings: pl.DataFrame, work_orders: pl.DataFrame) -> TimeFilters:
+    with st.expander(tr("times.filters"), expanded=True):
+        c1, c2, c3 = st.columns(3)
+        groups = c1.multiselect(tr("feature.ITEM_GRP1"), _options(items, "ITEM_GRP1"), placeholder=tr("times.choose"), **keep("times.groups", []))
+        materials = c2.multiselect(tr("feature.ITEM_MATERIAL"), _options(items, "ITEM_MATERIAL"), placeholder=tr("times.choose"), **keep("times.materials", []))
+        part_types = c3.multiselect(tr("feature.PART_TYPE"), _options(items, "PART_TYPE"), placeholder=tr("times.choose"), **keep("times.part_types", []))
+        c4, c5, c6 = st.columns(3)
+        resources = c4.multiselect(tr("col.res_cd"), _options(routings, "RES_CD"), placeholder=tr("times.choose"), **keep("times.resources", []))
+        inside = c5.radio(
+            tr("col.inside_flag"), ["all", "Y", "N"], horizontal=True,
+            format_func=lambda v: tr("times.all") if v == "all" else tr(f"flag.inside.{v}"), **keep("times.inside", "all"),
+        )
+        dates = work_orders.get_column("REPORT_DT").drop_nulls()
+        first = dates.min() if dates.len() else date.today()
+        last = dates.max() if dates.len() else date.today()
+        period = c6.date_input(tr("times.report_period"), **keep("times.period", (first, last)))
+    report_from, report_to = (period if isinstance(period, (list, tuple)) and len(period) == 2 else (None, None))
+    return TimeFilters(
+        item_groups=tuple(groups) or None,
+        materials=tuple(materials) or None,
+        part_types=tuple(part_types) or None,
+        res_cds=tuple(resources) or None,
+        inside_flag=None if inside == "all" else inside,
+        report_from=report_from,
+        report_to=report_to,
+    )
+
+
+def _resource_chart(by_resource: pl.DataFrame) -> go.Figure:
+    top = by_resource.with_columns(
+        pl.sum_horizontal(f"planned_{k}_min_sum" for k in KINDS).alias("_total")
+    ).sort("_total", descending=True, nulls_last=True).head(TOP_GROUPS)
+    figure = go.Figure()
+    for kind in KINDS:
+        figure.add_bar(name=tr(f"time.{kind}"), x=top["RES_CD"].to_list(), y=top[f"planned_{kind}_min_sum"].fill_null(0).to_list())
+    figure.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=tr("times.minutes_sum"), legend_orientation="h", legend_traceorder="normal", xaxis_tickangle=-45)
+    return figure
+
+
+def _job_chart(by_job: pl.DataFrame) -> go.Figure:
+    top = by_job.sort("n_orders", descending=True).head(TOP_GROUPS)
+    figure = go.Figure()
+    for prefix, label in (("planned", tr("times.planned")), ("actual", tr("times.actual"))):
+        median = top[f"{prefix}_run_min_median"]
+        figure.add_bar(
+            name=label, x=top["JOB_CD"].to_list(), y=median.to_list(),
+            error_y=dict(
+                type="data", symmetric=False,
+                array=(top[f"{prefix}_run_min_p75"] - median).to_list(),
+                arrayminus=(median - top[f"{prefix}_run_min_p25"]).to_list(),
+            ),
+        )
+    figure.update_layout(barmode="group", height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=tr("times.run_per_piece"), legend_orientation="h", xaxis_tickangle=-45)
+    return figure
+
+
+def _lead_time_chart(lead_times: pl.DataFrame, lot_size: float) -> go.Figure:
+    hours = (lead_times.get_column("lead_time_min").drop_nulls() / 60).to_list()
+    figure = go.Figure(go.Histogram(x=hours, nbinsx=40, name=tr("times.lead_time")))
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=tr("times.lead_time_hours", lot=lot_size), yaxis_title=tr("times.items"))
+    return figure
+
+
+def _display_table(table: pl.DataFrame, by: str, all_columns: bool) -> pl.DataFrame:
+    columns = [c for c in table.columns if c != by] if all_columns else SUMMARY_COLUMNS
+    shown = table.select(by, *columns)
+    floats = [c for c, dtype in shown.schema.items() if dtype.is_float()]
+    shown = shown.with_columns(pl.col(floats).round(3))
+    labels = {by: tr(f"times.group.{by}")}
+    labels.update({c: tr(f"times.col.{c}") for c in columns if not all_columns})
+    return shown.rename(labels)
+
+
+def main() -> None:
+    settings = get_settings()
+    st.title(tr("times.title"))
+    st.caption(tr("times.caption"))
+    with st.spinner(tr("stage.load")):
+        views = loaded_data(settings).views
+    filters = _filters(views.items, views.active_routings, views.work_orders)
+    routings, work_orders = apply_filters(views.active_routings, views.work_orders, views.items, filters)
+    routings = routings.collect()
+    work_orders = work_orders.collect() if work_orders is not None else None
+    if routings.height == 0:
+        st.info(tr("times.empty"))
+        return
+
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.metric(tr("times.n_items"), f"{routings.get_column('ITEM_CD').n_unique():,}")
+    c2.metric(tr("times.n_operations"), f"{routings.height:,}")
+    c3.metric(tr("times.n_orders"), f"{work_orders.height if work_orders is not None else 0:,}")
+    overall = aggregate_times(routings, work_orders, views.items, by=[])
+    ratio = overall.get_column("run_ratio_actual_to_planned")[0] if overall.height else None
+    c4.metric(tr("times.ratio"), "—" if ratio is None else f"{ratio:.2f}")
+    c5.metric(tr("times.zero_good"), f"{count_zero_good_quantity(work_orders) if work_orders is not None else 0:,}")
+
+    lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, **keep("times.lot_size", float(settings.default_lot_size)))
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**{tr('times.chart_resource')}**")
+        by_resource = aggregate_times(routings, None, None, by=["RES_CD"], stats=["sum"])
+        st.plotly_chart(_resource_chart(by_resource), width="stretch", key="times-resource")
+    with right:
+        st.markdown(f"**{tr('times.chart_job')}**")
+        by_job = aggregate_times(routings, work_orders, None, by=["JOB_CD"], stats=["median", "p25", "p75"])
+        st.plotly_chart(_job_chart(by_job), width="stretch", key="times-job")
+    st.markdown(f"**{tr('times.chart_lead_time')}**")
+    st.plotly_chart(_lead_time_chart(lead_time_min(routings, lot_size), lot_size), width="stretch", key="times-lead")
+
+    st.subheader(tr("times.table"))
+    g1, g2 = st.columns([2, 1])
+    by = g1.selectbox(tr("times.group_by"), GROUP_OPTIONS, format_func=lambda c: tr(f"times.group.{c}"), **keep("times.by", "RES_CD"))
+    all_columns = g2.toggle(tr("times.all_columns"), **keep("times.all_columns", False))
+    items = views.items if by in ITEM_GROUP_COLUMNS else None
+    table = aggregate_times(routings, work_orders, items if items is not None else views.items, by=[by])
+    shown = _display_table(table, by, all_columns)
+    st.dataframe(shown, hide_index=True, width="stretch")
+    d1, d2 = st.columns(2)
+    d1.download_button(tr("times.download_xlsx"), to_xlsx_bytes(shown, "times"), file_name=f"times_by_{by}.xlsx", on_click="ignore")
+    d2.download_button(tr("times.download_csv"), to_csv_bytes(shown), file_name=f"times_by_{by}.csv", mime="text/csv", on_click="ignore")
+
+
+try:
+    main()
+except Exception as exc:  # the page must show a message, never a traceback
+    show_error(exc)
