@@ -167,6 +167,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- times --------------------------------------------------------------------------
+
+@command("times")
+def _cmd_times(args: argparse.Namespace) -> int:
+    from routing_core.sources import load_views
+    from routing_core.timeagg import times_table
+
+    loaded = load_views(_settings(args))
+    try:
+        sys.stdout.write(times_table(loaded.views, args.by, args.format))
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m routing_core", description="Routing ML command line")
@@ -201,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lot-size", type=float, help="lot size Q in pieces for the lead time")
     p.add_argument("--format", choices=["json", "csv"], default="json", help="output format (default json)")
     p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
+
+    p = sub.add_parser("times", help="aggregate planned and actual times of the active routings")
+    p.add_argument("--data", required=True, help="folder with the three ERP view files")
+    p.add_argument("--by", choices=["RES_CD", "JOB_CD", "ITEM_CD"], default="RES_CD", help="group column (default RES_CD)")
+    p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default csv)")
 
     for extend in _PARSER_EXTENSIONS:
         extend(sub)
