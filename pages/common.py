@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from pydantic import SecretStr
 
 from routing_core.config import Settings, load_settings
 from routing_core.errors import (
@@ -53,10 +54,16 @@ LANG_KEY = "lang"
 _KEEP_PREFIX = "_keep."
 
 
+SOURCE_OVERRIDES_KEY = "settings.source_overrides"
+
+
 def get_settings() -> Settings:
-    """Return the settings; a wrong setting stops the page with one readable message."""
+    """Return the settings with this session's data-source choice from the data page applied.
+
+    A wrong setting stops the page with one readable message.
+    """
     try:
-        return load_settings()
+        return load_settings(**st.session_state.get(SOURCE_OVERRIDES_KEY, {}))
     except ConfigError as exc:
         st.error(t("error.config", lang()))
         st.code(str(exc), language=None)
@@ -126,14 +133,18 @@ def source_key(settings: Settings) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def _load_data(settings_json: str, key: str) -> LoadedData:
+def _load_data(settings_json: str, key: str, connection_string: str | None) -> LoadedData:
+    # JSON masks a SecretStr, so the connection string travels as its own argument;
+    # Streamlit keeps only a hash of the arguments.
     settings = Settings.model_validate_json(settings_json)
+    settings = settings.model_copy(update={"odbc_connection_string": SecretStr(connection_string) if connection_string else None})
     return load_views(settings)
 
 
 def loaded_data(settings: Settings) -> LoadedData:
     """Return the validated views, cached per source fingerprint."""
-    return _load_data(settings.model_dump_json(), source_key(settings))
+    secret = settings.odbc_connection_string.get_secret_value() if settings.odbc_connection_string else None
+    return _load_data(settings.model_dump_json(), source_key(settings), secret)
 
 
 _ERROR_KEYS: list[tuple[type[BaseException], str]] = [

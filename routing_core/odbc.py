@@ -1,0 +1,1290 @@
+"""ODBC source of the three ERP views, and the all-or-nothing write into the ERP staging table.
+
+``pyodbc`` is imported inside the functions that use it, so the package imports
+(and the app starts) on a machine without unixODBC. There ``odbc_available``
+returns the reason and the install hint.
+
+Reading: ``read_views_odbc`` selects the contract columns of ``schema.VIEW_COLUMNS``
+that exist in each view (names matched without regard to case, the ERP spelling
+INSIDE_FLG included) in batches of ``settings.odbc_batch_size`` rows, and returns
+raw frames for ``validation.validate_views``. It reads through arrow-odbc where
+that is installed, because bench/bench_odbc_read.py measured 1.6 (SQLite) to 3
+(PostgreSQL) times less CPU time than with pyodbc rows (docs/benchmarks.md), and
+through ``polars.read_database`` over pyodbc otherwise.
+
+Writing: ``write_staging`` checks every row against the staging table's column
+types, lengths and nullability, then inserts all rows in one transaction. Any
+rejected row or database error means nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import polars as pl
+
+from routing_core import schema
+from routing_core.config import Settings, validate_identifier
+from routing_core.errors import ConfigError, DataError, ExportError, SourceUnavailableError
+from routing_core.validation import RawViews
+
+logger = logging.getLogger(__name__)
+
+# Routing detail columns the ERP takes back, in the ERP's spelling (INSIDE_FLG).
+ERP_EXPORT_COLUMNS = [
+    "ITEM_CD", "ROUT_NO", "PROC_SEQ", "JOB_CD", "JOB_NM", "RES_CD", "WC_CD", "INSIDE_FLG",
+    "TIME_UNIT", "SETUP_TIME", "RUN_TIME", "RUN_TIME_QTY", "QUEUE_TIME", "WAIT_TIME",
+    "MOVE_TIME", "MFG_LT", "INSP_FLG", "MILESTONE_FLG", "BP_CD", "VALID_FROM_DT", "VALID_TO_DT",
+]
+
+INSTALL_HINT = (
+    "Install unixODBC and an ODBC driver: on Debian or Ubuntu `apt-get install unixodbc`; "
+    "for SQL Server also the Microsoft ODBC Driver 18 for SQL Server (package msodbcsql18); "
+    "then `pip install pyodbc` in the app's environment."
+)
+
+LOGIN_TIMEOUT_SECONDS = 30
+
+# SQL Server accepts at most 2,100 parameters in one statement.
+MAX_PARAMETERS_PER_QUERY = 1000
+
+# Characters buffered per text value by arrow-odbc for a column whose declared size
+# is unknown or larger (nvarchar(max), text); 4,000 is SQL Server's nvarchar(n) limit.
+ARROW_MAX_TEXT_SIZE = 4000
+
+# Connection string keys whose values are hidden (compared in lower case).
+_SECRET_KEYS = frozenset({"pwd", "password", "uid", "user", "user id", "username"})
+_PASSWORD_KEYS = frozenset({"pwd", "password"})
+
+# SQLSTATE classes that mean the server or driver cannot be reached or used
+# (08 connection, 28 authorisation, IM driver manager, HYT timeouts).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "28", "IM", "HYT")
+
+ColumnKind = Literal["string", "integer", "decimal", "float", "date", "datetime", "other"]
+ReadEngine = Literal["auto", "arrow-odbc", "pyodbc"]
+
+
+# --- availability and masking ----------------------------------------------------
+
+
+def odbc_available() -> tuple[bool, str]:
+    """Return (True, library versions and installed drivers) or (False, reason and install hint)."""
+    try:
+        import pyodbc
+    except ImportError as exc:
+        return False, f"ODBC is not available: {exc}. {INSTALL_HINT}"
+
+    drivers = ", ".join(pyodbc.drivers()) or "none"
+    arrow = "arrow-odbc installed" if _arrow_odbc_module() is not None else "arrow-odbc not installed (slower reads)"
+    return True, f"pyodbc {pyodbc.version}, {arrow}; ODBC drivers: {drivers}"
+
+
+def _split_connection_string(text: str) -> list[tuple[str, str | None, bool]]:
+    """Split ``key=value;...`` into (key, raw value, complete) triples.
+
+    A value in braces may contain ``;`` and a doubled ``}}``. A segment without
+    ``=`` has the value None. ``complete`` is False for a last value whose closing
+    brace is missing.
+    """
+    parts: list[tuple[str, str | None, bool]] = []
+    position = 0
+    while position < len(text):
+        semicolon = text.find(";", position)
+        equals = text.find("=", position)
+        if equals < 0 or (0 <= semicolon < equals):
+            end = len(text) if semicolon < 0 else semicolon
+            parts.append((text[position:end], None, True))
+            position = end + 1
+            continue
+
+        key = text[position:equals]
+        position = equals + 1
+        search_from = position
+        if text[position:].lstrip().startswith("{"):
+            search_from = text.index("{", position) + 1
+            while True:
+                brace = text.find("}", search_from)
+                if brace < 0:
+                    parts.append((key, text[position:], False))
+                    return parts
+                if text[brace + 1:brace + 2] == "}":
+                    search_from = brace + 2
+                    continue
+                search_from = brace + 1
+                break
+        semicolon = text.find(";", search_from)
+        end = len(text) if semicolon < 0 else semicolon
+        parts.append((key, text[position:end], True))
+        position = end + 1
+    return parts
+
+
+def mask_connection_string(text: str) -> str:
+    """Return ``text`` with the values of PWD, Password, UID, User and Username replaced by ``***``."""
+    masked: list[str] = []
+    for key, value, complete in _split_connection_string(text):
+        if value is None:
+            masked.append(key)
+        elif key.strip().lower() in _SECRET_KEYS or not complete:
+            # An unclosed brace swallows the rest of the string, which may hold a password.
+            masked.append(f"{key}=***")
+        else:
+            masked.append(f"{key}={value}")
+    return ";".join(masked)
+
+
+def _secret_values(connection_string: str) -> list[str]:
+    """Return the password values of a connection string, with and without braces."""
+    values: list[str] = []
+    for key, value, _ in _split_connection_string(connection_string):
+        if key.strip().lower() in _PASSWORD_KEYS and value and value.strip():
+            values.append(value)
+            braced = value.strip()
+            if braced.startswith("{") and braced.endswith("}"):
+                values.append(braced[1:-1].replace("}}", "}"))
+    return values
+
+
+def _scrub(message: str, connection_string: str) -> str:
+    """Remove the connection string and any password from a driver message."""
+    if connection_string:
+        message = message.replace(connection_string, mask_connection_string(connection_string))
+    for secret in sorted(_secret_values(connection_string), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
+
+
+def _sqlstate(exc: Exception) -> str:
+    """Return the SQLSTATE of a pyodbc error, or an empty string."""
+    first = exc.args[0] if exc.args else ""
+    return first if isinstance(first, str) and len(first) == 5 else ""
+
+
+def _error_text(exc: Exception, connection_string: str) -> str:
+    """Return a one-line driver message without ODBC call names and without secrets."""
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    message = re.sub(r"\s*\(SQL\w+\)\s*$", "", message)
+    message = re.sub(r"(\s*\(-?\d+\))+\s*$", "", message)  # trailing native error codes
+    message = " ".join(message.replace(";\n", " ").split())
+    return _scrub(message, connection_string)
+
+
+def _is_unavailable_error(exc: Exception) -> bool:
+    """Tell whether a pyodbc error means the connection, not the query, failed."""
+    return _sqlstate(exc).startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+
+
+# --- connection --------------------------------------------------------------------
+
+
+def _import_pyodbc() -> Any:
+    """Import pyodbc or raise SourceUnavailableError with the install hint."""
+    try:
+        import pyodbc
+    except ImportError as exc:
+        raise SourceUnavailableError(f"ODBC is not available: {exc}. {INSTALL_HINT}") from None
+    return pyodbc
+
+
+def _connection_string(settings: Settings) -> str:
+    """Return the configured connection string or raise ConfigError."""
+    secret = settings.odbc_connection_string
+    text = secret.get_secret_value().strip() if secret is not None else ""
+    if not text:
+        raise ConfigError(
+            "ROUTING_ODBC_CONNECTION_STRING is not set: set it to an ODBC connection string "
+            "such as Driver={ODBC Driver 18 for SQL Server};Server=...;Database=...;UID=...;PWD=..."
+        )
+    return text
+
+
+def _checked_identifier(setting: str, value: str) -> str:
+    """Return a validated table or view name, or raise ConfigError naming the setting."""
+    try:
+        return validate_identifier(value)
+    except ValueError as exc:
+        raise ConfigError(f"Invalid setting ROUTING_{setting.upper()}: {exc}") from None
+
+
+def _connect(pyodbc: Any, connection_string: str, *, autocommit: bool) -> Any:
+    """Open a connection or raise SourceUnavailableError with a message free of secrets."""
+    try:
+        return pyodbc.connect(connection_string, autocommit=autocommit, timeout=LOGIN_TIMEOUT_SECONDS)
+    except pyodbc.Error as exc:
+        reason = _error_text(exc, connection_string)
+        logger.error("ODBC connection failed: %s", reason)
+        raise SourceUnavailableError(f"ODBC connection failed: {reason}") from None
+
+
+def _query_error(exc: Exception, connection_string: str, action: str) -> Exception:
+    """Map a pyodbc error raised by a query to SourceUnavailableError or DataError."""
+    reason = _error_text(exc, connection_string)
+    logger.error("%s failed: %s", action, reason)
+    if _is_unavailable_error(exc):
+        return SourceUnavailableError(f"{action} failed, the connection was lost: {reason}")
+    return DataError(f"{action} failed: {reason}")
+
+
+def _quote_identifier(name: str, quote: str) -> str:
+    """Quote one column name with the driver's identifier quote character."""
+    if not quote.strip():
+        return validate_identifier(name)
+    closing = "]" if quote == "[" else quote
+    return f"{quote}{name.replace(closing, closing * 2)}{closing}"
+
+
+def _identifier_quote(connection: Any, pyodbc: Any) -> str:
+    """Return the driver's identifier quote character (``"`` in SQL Server, PostgreSQL and SQLite)."""
+    try:
+        return str(connection.getinfo(pyodbc.SQL_IDENTIFIER_QUOTE_CHAR) or "")
+    except pyodbc.Error:
+        return '"'
+
+
+def _describe(connection: Any, relation: str) -> list[tuple[Any, ...]]:
+    """Return the cursor description of a zero-row ``SELECT *`` from a table or view."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"SELECT * FROM {relation} WHERE 1=0")
+        return list(cursor.description or [])
+    finally:
+        cursor.close()
+
+
+# --- column metadata -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Type, size and nullability of one table column as the driver reports them.
+
+    ``size`` is the maximum length in characters of a bounded text column, else None.
+    ``precision`` and ``scale`` describe a decimal column.
+    """
+
+    name: str
+    kind: ColumnKind
+    type_name: str
+    size: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+    nullable: bool = True
+
+
+_INTEGER_TYPES = {"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "tinyint",
+                  "mediumint", "serial", "bigserial", "smallserial"}
+_DECIMAL_TYPES = {"decimal", "numeric", "number", "dec", "money", "smallmoney", "currency"}
+_FLOAT_TYPES = {"real", "float", "float4", "float8", "double"}
+_DATETIME_TYPES = {"datetime", "datetime2", "smalldatetime", "timestamp", "timestamptz"}
+_BOUNDED_TEXT_TYPES = {"char", "varchar", "nchar", "nvarchar", "bpchar", "character",
+                       "varchar2", "nvarchar2", "national"}
+_UNBOUNDED_TEXT_TYPES = {"text", "ntext", "clob", "nclob", "memo", "longtext", "mediumtext",
+                         "tinytext", "string", "longvarchar", "citext"}
+
+# ODBC SQL data type codes (sql.h, sqlext.h).
+_ODBC_KINDS: dict[int, ColumnKind] = {
+    1: "string", 12: "string", -1: "string", -8: "string", -9: "string", -10: "string",
+    2: "decimal", 3: "decimal",
+    4: "integer", 5: "integer", -5: "integer", -6: "integer",
+    6: "float", 7: "float", 8: "float",
+    9: "date", 91: "date", 11: "datetime", 93: "datetime",
+}
+_ODBC_LONG_TEXT = {-1, -10}
+_ODBC_BINARY = {-2, -3, -4}
+
+# Integer ranges by type name. Other integer types, "int" and "integer" among them,
+# are taken as 32-bit as in SQL Server and PostgreSQL, so SQLite's 64-bit INTEGER
+# is held to 32 bits too.
+_INTEGER_LIMITS = {
+    "tinyint": (0, 255), "smallint": (-32768, 32767), "int2": (-32768, 32767),
+    "smallserial": (1, 32767), "bigint": (-(2**63), 2**63 - 1), "int8": (-(2**63), 2**63 - 1),
+    "bigserial": (1, 2**63 - 1),
+}
+_INT32_LIMITS = (-(2**31), 2**31 - 1)
+
+
+def _integer_limits(spec: ColumnSpec) -> tuple[int, int]:
+    """Return the (minimum, maximum) value of an integer column from its type name."""
+    words = re.findall(r"[a-z]+\d*", spec.type_name.lower())
+    return _INTEGER_LIMITS.get(words[0] if words else "", _INT32_LIMITS)
+
+
+def _python_kind(type_code: Any) -> ColumnKind:
+    """Map a cursor description type code (a Python class in pyodbc) to a column kind."""
+    if type_code is str:
+        return "string"
+    if type_code is bool:
+        return "other"
+    if type_code is int:
+        return "integer"
+    if type_code is float:
+        return "float"
+    if type_code is Decimal:
+        return "decimal"
+    if type_code is datetime:
+        return "datetime"
+    if type_code is date:
+        return "date"
+    return "other"
+
+
+def _type_arguments(type_name: str) -> list[int]:
+    """Return the numbers in a declared type such as ``decimal(10,3)`` or ``varchar(20)``."""
+    match = re.search(r"\(([\d\s,]+)\)", type_name)
+    return [int(n) for n in match.group(1).split(",") if n.strip()] if match else []
+
+
+def _column_spec(description: tuple[Any, ...], metadata: Any | None) -> ColumnSpec:
+    """Combine a cursor description entry with its ``cursor.columns()`` row, if any.
+
+    The catalog row wins where present because drivers differ in the description:
+    the SQLite ODBC driver reports every column as nullable and decimals as text,
+    and psqlODBC reports PostgreSQL ``text`` as 8,190 characters long.
+    """
+    name, type_code, _display, internal_size, precision, scale, null_ok = description[:7]
+    type_name = str(getattr(metadata, "type_name", "") or "") if metadata is not None else ""
+    data_type = getattr(metadata, "data_type", None) if metadata is not None else None
+    words = re.findall(r"[a-z]+\d*", type_name.lower())
+    first = words[0] if words else ""
+    arguments = _type_arguments(type_name)
+
+    kind: ColumnKind
+    if data_type in _ODBC_BINARY:
+        kind = "other"
+    elif first in _INTEGER_TYPES:
+        kind = "integer"
+    elif first in _DECIMAL_TYPES:
+        kind = "decimal"
+    elif first in _FLOAT_TYPES:
+        kind = "float"
+    elif first == "date":
+        kind = "date"
+    elif first in _DATETIME_TYPES:
+        kind = "datetime"
+    elif first in _BOUNDED_TEXT_TYPES or first in _UNBOUNDED_TEXT_TYPES:
+        kind = "string"
+    elif isinstance(data_type, int) and data_type in _ODBC_KINDS:
+        kind = _ODBC_KINDS[data_type]
+    else:
+        kind = _python_kind(type_code)
+
+    column_size = getattr(metadata, "column_size", None) if metadata is not None else None
+    decimal_digits = getattr(metadata, "decimal_digits", None) if metadata is not None else None
+    nullable_code = getattr(metadata, "nullable", None) if metadata is not None else None
+
+    size = None
+    if kind == "string":
+        unbounded = first in _UNBOUNDED_TEXT_TYPES or data_type in _ODBC_LONG_TEXT
+        # NOTE: psqlODBC reports unbounded PostgreSQL varchar as its MaxVarcharSize
+        # (255 by default), so such columns are checked against that length.
+        candidates = [arguments[0]] if arguments else [column_size, internal_size]
+        declared = next((int(c) for c in candidates if isinstance(c, int) and c > 0), None)
+        if not unbounded and declared is not None and declared < 2**30:
+            size = declared
+
+    column_precision = column_scale = None
+    if kind == "decimal":
+        if arguments:
+            column_precision = arguments[0]
+            column_scale = arguments[1] if len(arguments) > 1 else 0
+        elif metadata is not None and isinstance(column_size, int) and column_size > 0:
+            column_precision, column_scale = column_size, int(decimal_digits or 0)
+        elif isinstance(precision, int) and precision > 0:
+            column_precision, column_scale = precision, int(scale or 0)
+
+    not_null = nullable_code == 0 or null_ok is False
+    return ColumnSpec(
+        name=str(name),
+        kind=kind,
+        type_name=type_name or getattr(type_code, "__name__", str(type_code)),
+        size=size,
+        precision=column_precision,
+        scale=column_scale,
+        nullable=not not_null,
+    )
+
+
+def _split_relation(relation: str) -> tuple[str | None, str | None, str]:
+    """Split ``[catalog.][schema.]name`` into its parts without brackets or quotes."""
+    parts = [p.strip('[]"') for p in relation.split(".")]
+    while len(parts) < 3:
+        parts.insert(0, "")
+    catalog, owner, name = parts[-3], parts[-2], parts[-1]
+    return catalog or None, owner or None, name
+
+
+def _catalog_rows(connection: Any, pyodbc: Any, relation: str, names: Sequence[str]) -> dict[str, Any]:
+    """Return ``cursor.columns()`` rows of a table or view by column name in lower case.
+
+    Catalog lookups are case-sensitive in some drivers (PostgreSQL folds unquoted
+    names to lower case), so the name is tried as written, in lower and in upper
+    case. Of several tables with that name the one whose columns match ``names``
+    is taken. Returns an empty dict when the driver finds nothing.
+    """
+    catalog, owner, name = _split_relation(relation)
+    expected = {n.lower() for n in names}
+    variants = dict.fromkeys([(owner, name), (owner and owner.lower(), name.lower()),
+                              (owner and owner.upper(), name.upper())])
+    for variant_owner, variant_name in variants:
+        cursor = connection.cursor()
+        try:
+            rows = list(cursor.columns(table=variant_name, schema=variant_owner, catalog=catalog))
+        except pyodbc.Error as exc:
+            logger.warning("ODBC catalog lookup of %s failed: %s", relation, _error_text(exc, ""))
+            rows = []
+        finally:
+            cursor.close()
+        if not rows:
+            continue
+        groups: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+        for row in rows:
+            key = (row.table_cat, row.table_schem, row.table_name)
+            groups.setdefault(key, {})[str(row.column_name).lower()] = row
+        for group in groups.values():
+            if set(group) == expected:
+                return group
+        return next(iter(groups.values()))
+    return {}
+
+
+def _table_columns(
+    connection: Any, pyodbc: Any, relation: str
+) -> tuple[list[tuple[Any, ...]], list[ColumnSpec]]:
+    """Return the cursor description of a table or view and a ColumnSpec per column."""
+    description = _describe(connection, relation)
+    names = [str(d[0]) for d in description]
+    catalog = _catalog_rows(connection, pyodbc, relation, names)
+    if not catalog:
+        logger.warning(
+            "ODBC catalog has no columns for %s; using the cursor description only", relation
+        )
+    return description, [_column_spec(d, catalog.get(str(d[0]).lower())) for d in description]
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def _iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """Yield consecutive slices of at most ``size`` items."""
+    for offset in range(0, len(items), size):
+        yield items[offset:offset + size]
+
+
+def _accepted_columns(view_key: str) -> dict[str, str]:
+    """Map upper-case accepted names of a view to the header given to the raw frame.
+
+    Contract columns keep their contract spelling. ERP table spellings such as
+    INSIDE_FLG keep theirs too, and validation maps them.
+    """
+    contract = schema.VIEW_COLUMNS[view_key]
+    accepted = {c.upper(): c for c in contract}
+    for alias, target in schema.COLUMN_ALIASES.items():
+        if target in contract and alias.upper() not in accepted:
+            accepted[alias.upper()] = alias
+    return accepted
+
+
+def _select_view_columns(description: list[tuple[Any, ...]], view_key: str) -> list[tuple[str, str]]:
+    """Return (name in the view, raw frame header) for each accepted column the view has.
+
+    When a view has a contract column and also an alias of it, only the contract
+    column is read, so no header is given twice.
+    """
+    accepted = _accepted_columns(view_key)
+    present = {str(d[0]).upper(): str(d[0]) for d in description}
+    selected: list[tuple[str, str]] = []
+    targets: set[str] = set()
+    for upper, header in accepted.items():
+        if upper not in present:
+            continue
+        target = schema.COLUMN_ALIASES.get(header, header)
+        if target in targets:
+            continue
+        if header != target and target.upper() in present:
+            continue
+        targets.add(target)
+        selected.append((present[upper], header))
+    return selected
+
+
+_DESCRIPTION_DTYPES: dict[Any, pl.DataType] = {
+    str: pl.String(),
+    int: pl.Int64(),
+    float: pl.Float64(),
+    Decimal: pl.Float64(),
+    bool: pl.Boolean(),
+    date: pl.Date(),
+    datetime: pl.Datetime("us"),
+}
+
+
+@dataclass(frozen=True)
+class _ViewQuery:
+    """The SELECT statements that read one view, and how to name and type the result."""
+
+    view: str
+    selected: list[tuple[str, str]]  # (name in the view, raw frame header)
+    specs: dict[str, ColumnSpec]  # by raw frame header
+    overrides: dict[str, pl.DataType]  # pyodbc result dtypes by name in the view
+    statements: list[tuple[str, list[Any]]]  # (SQL, parameters); one per group of item codes
+
+
+def _plan_view_query(
+    connection: Any,
+    pyodbc: Any,
+    connection_string: str,
+    view: str,
+    view_key: str,
+    *,
+    item_codes: Sequence[str] | None,
+    reported_until: date | None,
+) -> _ViewQuery:
+    """Discover the view's columns and build parameterised SELECT statements for the accepted ones."""
+    try:
+        description, column_specs = _table_columns(connection, pyodbc, view)
+        quote = _identifier_quote(connection, pyodbc)
+    except pyodbc.Error as exc:
+        raise _query_error(exc, connection_string, f"Reading the columns of view {view}") from None
+
+    selected = _select_view_columns(description, view_key)
+    if not selected:
+        expected = ", ".join(schema.VIEW_COLUMNS[view_key][:6])
+        raise DataError(f"View {view} has none of the expected columns ({expected}, ...)")
+
+    type_codes = {str(d[0]): d[1] for d in description}
+    spec_of = {spec.name: spec for spec in column_specs}
+    source_of = {header: source for source, header in selected}
+    overrides = {
+        source: _DESCRIPTION_DTYPES[type_codes[source]]
+        for source, _ in selected
+        if type_codes[source] in _DESCRIPTION_DTYPES
+    }
+    query = f"SELECT {', '.join(_quote_identifier(s, quote) for s, _ in selected)} FROM {view}"
+
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if reported_until is not None and "REPORT_DT" in source_of:
+        conditions.append(f"{_quote_identifier(source_of['REPORT_DT'], quote)} <= ?")
+        parameters.append(reported_until)
+
+    code_chunks: list[list[str]] = [[]]
+    if item_codes is not None:
+        if "ITEM_CD" not in source_of:
+            raise DataError(f"View {view} has no ITEM_CD column to filter on")
+        codes = list(dict.fromkeys(str(c) for c in item_codes))
+        code_chunks = list(_iter_chunks(codes, MAX_PARAMETERS_PER_QUERY))
+
+    statements = []
+    for chunk in code_chunks:
+        chunk_conditions = list(conditions)
+        if chunk:
+            marks = ", ".join("?" * len(chunk))
+            chunk_conditions.append(f"{_quote_identifier(source_of['ITEM_CD'], quote)} IN ({marks})")
+        where = " WHERE " + " AND ".join(chunk_conditions) if chunk_conditions else ""
+        statements.append((query + where, parameters + chunk))
+
+    return _ViewQuery(
+        view=view,
+        selected=selected,
+        specs={header: spec_of[source] for source, header in selected},
+        overrides=overrides,
+        statements=statements,
+    )
+
+
+def _fetch_pyodbc(connection: Any, plan: _ViewQuery, batch_size: int) -> pl.DataFrame:
+    """Run the statements with polars.read_database over the pyodbc connection."""
+    frames: list[pl.DataFrame] = []
+    for statement, parameters in plan.statements:
+        frames.extend(
+            pl.read_database(
+                statement,
+                connection,
+                iter_batches=True,
+                batch_size=batch_size,
+                schema_overrides=plan.overrides,
+                execute_options={"parameters": parameters} if parameters else None,
+            )
+        )
+    if not frames:
+        return pl.DataFrame(schema={s: plan.overrides.get(s, pl.String()) for s, _ in plan.selected})
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _arrow_odbc_module() -> Any | None:
+    """Return the arrow_odbc module, or None where it or unixODBC is missing."""
+    try:
+        import arrow_odbc
+    except (ImportError, OSError):
+        return None
+    return arrow_odbc
+
+
+def _fetch_arrow(arrow_odbc: Any, connection_string: str, plan: _ViewQuery, batch_size: int) -> pl.DataFrame:
+    """Run the statements with arrow-odbc, which fills Arrow buffers without Python objects per value.
+
+    arrow-odbc binds parameters as text, so dates are sent as ``YYYY-MM-DD``. Text
+    longer than ``ARROW_MAX_TEXT_SIZE`` in a column of unknown or larger size
+    raises arrow_odbc.Error rather than being truncated.
+    """
+    frames: list[pl.DataFrame] = []
+    schema_frame: pl.DataFrame | None = None
+    for statement, parameters in plan.statements:
+        reader = arrow_odbc.read_arrow_batches_from_odbc(
+            statement,
+            connection_string=connection_string,
+            batch_size=batch_size,
+            parameters=[v.isoformat() if isinstance(v, date) else str(v) for v in parameters] or None,
+            max_text_size=ARROW_MAX_TEXT_SIZE,
+            login_timeout_sec=LOGIN_TIMEOUT_SECONDS,
+            payload_text_encoding=arrow_odbc.TextEncoding.UTF16,
+        )
+        frames.extend(pl.from_arrow(batch) for batch in reader)
+        if schema_frame is None:
+            schema_frame = pl.from_arrow(reader.schema.empty_table())
+    if not frames:
+        if schema_frame is not None:
+            return schema_frame
+        return pl.DataFrame(schema={s: plan.overrides.get(s, pl.String()) for s, _ in plan.selected})
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _arrow_error_text(exc: Exception, connection_string: str) -> tuple[str, str]:
+    """Return (SQLSTATE, one-line message without secrets) of an arrow_odbc.Error."""
+    message = str(getattr(exc, "message", "") or exc)
+    state_match = re.search(r"State: (\w{5})", message)
+    text_match = re.search(r"Message: (.*)", message, re.DOTALL)
+    state = state_match.group(1) if state_match else ""
+    text = text_match.group(1) if text_match else message
+    text = re.sub(r"(\s*\(-?\d+\))+\s*$", "", " ".join(text.replace(";\n", " ").split()))
+    return state, _scrub(f"[{state}] {text}" if state else text, connection_string)
+
+
+def _normalise_dtypes(frame: pl.DataFrame) -> pl.DataFrame:
+    """Give both readers' results the same dtypes: Float64 for DECIMAL, Int64, Datetime in µs."""
+    return frame.with_columns(
+        pl.col(pl.Decimal).cast(pl.Float64),
+        pl.col(pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32).cast(pl.Int64),
+        pl.col(pl.Datetime).cast(pl.Datetime("us")),
+    )
+
+
+def _cast_declared_numbers(frame: pl.DataFrame, specs: dict[str, ColumnSpec]) -> pl.DataFrame:
+    """Cast text columns that the database declares numeric (SQLite decimals) to Float64.
+
+    A column is cast only when every non-empty value parses as a number. Otherwise
+    it stays text and validation reports the bad values.
+    """
+    casts = []
+    for header, spec in specs.items():
+        if spec.kind not in ("integer", "decimal", "float") or frame.schema[header] != pl.String:
+            continue
+        parsed = pl.col(header).str.strip_chars().cast(pl.Float64, strict=False)
+        unparsed = frame.select(
+            (pl.col(header).is_not_null() & (pl.col(header).str.strip_chars() != "") & parsed.is_null()).sum()
+        ).item()
+        if unparsed == 0:
+            casts.append(parsed.alias(header))
+    return frame.with_columns(casts) if casts else frame
+
+
+def _read_view(
+    connection: Any,
+    pyodbc: Any,
+    arrow_odbc: Any | None,
+    connection_string: str,
+    plan: _ViewQuery,
+    *,
+    batch_size: int,
+    engine: ReadEngine,
+) -> pl.DataFrame:
+    """Read one planned view in batches and return one raw frame with contract headers."""
+    start = time.perf_counter()
+    used = "pyodbc"
+    frame: pl.DataFrame | None = None
+
+    if arrow_odbc is not None and engine in ("auto", "arrow-odbc"):
+        try:
+            frame = _fetch_arrow(arrow_odbc, connection_string, plan, batch_size)
+            used = "arrow-odbc"
+        except arrow_odbc.Error as exc:
+            state, reason = _arrow_error_text(exc, connection_string)
+            if state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+                logger.error("Reading view %s failed: %s", plan.view, reason)
+                raise SourceUnavailableError(f"Reading view {plan.view} failed: {reason}") from None
+            if engine == "arrow-odbc":
+                logger.error("Reading view %s failed: %s", plan.view, reason)
+                raise DataError(f"Reading view {plan.view} failed: {reason}") from None
+            logger.warning("arrow-odbc could not read %s (%s); reading it with pyodbc", plan.view, reason)
+
+    if frame is None:
+        try:
+            frame = _fetch_pyodbc(connection, plan, batch_size)
+        except pyodbc.Error as exc:
+            raise _query_error(exc, connection_string, f"Reading view {plan.view}") from None
+
+    frame = _normalise_dtypes(frame)
+    frame = frame.rename({s: h for s, h in plan.selected if s != h})
+    frame = _cast_declared_numbers(frame, plan.specs)
+
+    logger.info(
+        "ODBC read %s with %s: %d rows, %d columns in %.2f s",
+        plan.view, used, frame.height, frame.width, time.perf_counter() - start,
+    )
+    return frame
+
+
+def read_views_odbc(
+    settings: Settings,
+    *,
+    item_codes: Sequence[str] | None = None,
+    reported_until: date | None = None,
+    engine: ReadEngine = "auto",
+) -> RawViews:
+    """Read the item, routing and work-order views through ODBC into raw frames.
+
+    Parameters
+    ----------
+    settings
+        Uses ``odbc_connection_string``, ``item_view``, ``routing_view``,
+        ``work_order_view`` and ``odbc_batch_size`` (rows fetched per round trip).
+    item_codes
+        Read only these items (all three views), passed as ``?`` parameters in
+        groups of ``MAX_PARAMETERS_PER_QUERY``. None reads every item.
+    reported_until
+        Read only work orders with REPORT_DT on or before this date. None reads all.
+    engine
+        "arrow-odbc" reads through arrow-odbc, "pyodbc" through
+        ``polars.read_database`` over pyodbc. "auto" (default) uses arrow-odbc
+        where it is installed and reads a view with pyodbc when arrow-odbc rejects
+        it, for example for text longer than ``ARROW_MAX_TEXT_SIZE``.
+
+    Returns raw frames: DECIMAL columns are Float64, integers Int64, dates stay
+    Date or Datetime, text stays as the driver returns it. Raises ConfigError (no
+    connection string or an invalid view name), SourceUnavailableError (no pyodbc,
+    driver or server) or DataError (a view is missing or has none of the contract
+    columns).
+    """
+    if engine not in ("auto", "arrow-odbc", "pyodbc"):
+        raise ValueError(f"unknown engine {engine!r}: expected auto, arrow-odbc or pyodbc")
+    views = {
+        schema.ITEM_VIEW: _checked_identifier("item_view", settings.item_view),
+        schema.ROUTING_VIEW: _checked_identifier("routing_view", settings.routing_view),
+        schema.WORK_ORDER_VIEW: _checked_identifier("work_order_view", settings.work_order_view),
+    }
+    connection_string = _connection_string(settings)
+    pyodbc = _import_pyodbc()
+    arrow_odbc = _arrow_odbc_module() if engine != "pyodbc" else None
+    if engine == "arrow-odbc" and arrow_odbc is None:
+        raise SourceUnavailableError(f"arrow-odbc is not installed: pip install arrow-odbc. {INSTALL_HINT}")
+
+    start = time.perf_counter()
+    logger.info("ODBC read of %s started", ", ".join(views.values()))
+    connection = _connect(pyodbc, connection_string, autocommit=True)
+    try:
+        frames = {}
+        for key, view in views.items():
+            plan = _plan_view_query(
+                connection, pyodbc, connection_string, view, key,
+                item_codes=item_codes,
+                reported_until=reported_until if key == schema.WORK_ORDER_VIEW else None,
+            )
+            frames[key] = _read_view(
+                connection, pyodbc, arrow_odbc, connection_string, plan,
+                batch_size=settings.odbc_batch_size, engine=engine,
+            )
+    finally:
+        connection.close()
+    logger.info("ODBC read finished in %.2f s", time.perf_counter() - start)
+
+    return RawViews(
+        items=frames[schema.ITEM_VIEW],
+        routings=frames[schema.ROUTING_VIEW],
+        work_orders=frames[schema.WORK_ORDER_VIEW],
+    )
+
+
+def test_connection(settings: Settings) -> dict[str, Any]:
+    """Connect, count the rows of the three views and return the outcome for the data page.
+
+    Returns a dict with ``ok``, ``connection`` (masked), ``driver``, ``driver_version``,
+    ``server`` (DBMS name), ``server_version``, ``seconds``, ``row_counts``
+    (view → rows, None where counting failed), ``errors`` (view → message) and
+    ``error`` (why the connection failed, else None). A missing setting, driver,
+    server or view sets ``ok`` to False instead of raising. Password values are
+    removed from every message.
+    """
+    start = time.perf_counter()
+    result: dict[str, Any] = {
+        "ok": False, "connection": "", "driver": None, "driver_version": None, "server": None,
+        "server_version": None, "seconds": 0.0, "row_counts": {}, "errors": {}, "error": None,
+    }
+    try:
+        connection_string = _connection_string(settings)
+        result["connection"] = mask_connection_string(connection_string)
+        pyodbc = _import_pyodbc()
+        connection = _connect(pyodbc, connection_string, autocommit=True)
+    except (ConfigError, SourceUnavailableError) as exc:
+        result["error"] = str(exc)
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        return result
+
+    try:
+        for key, code in (("driver", "SQL_DRIVER_NAME"), ("driver_version", "SQL_DRIVER_VER"),
+                          ("server", "SQL_DBMS_NAME"), ("server_version", "SQL_DBMS_VER")):
+            try:
+                result[key] = connection.getinfo(getattr(pyodbc, code))
+            except pyodbc.Error as exc:
+                logger.warning("ODBC test: the driver does not report %s: %s", code, _error_text(exc, ""))
+        for setting in ("item_view", "routing_view", "work_order_view"):
+            view = getattr(settings, setting)
+            try:
+                relation = _checked_identifier(setting, view)
+                cursor = connection.cursor()
+                try:
+                    result["row_counts"][view] = int(cursor.execute(f"SELECT COUNT(*) FROM {relation}").fetchval())
+                finally:
+                    cursor.close()
+            except ConfigError as exc:
+                result["row_counts"][view] = None
+                result["errors"][view] = str(exc)
+            except pyodbc.Error as exc:
+                result["row_counts"][view] = None
+                result["errors"][view] = _error_text(exc, connection_string)
+                logger.warning("ODBC test: counting %s failed: %s", view, result["errors"][view])
+    finally:
+        connection.close()
+
+    result["ok"] = not result["errors"]
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    logger.info(
+        "ODBC test: driver %s, server %s %s, ok=%s in %.2f s",
+        result["driver"], result["server"], result["server_version"], result["ok"], result["seconds"],
+    )
+    return result
+
+
+# The name starts with "test"; keep pytest from collecting it where it is imported.
+test_connection.__test__ = False  # type: ignore[attr-defined]
+
+
+# --- row checks before writing ---------------------------------------------------
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y.%m.%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+_NUMERIC_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                   pl.Float32, pl.Float64, pl.Decimal)
+_INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+
+
+def _problem(rule: str, reason: pl.Expr) -> pl.Expr:
+    """Return a struct expression describing one rejected value."""
+    return pl.struct(rule=pl.lit(rule), reason=reason)
+
+
+def _short_text(expr: pl.Expr) -> pl.Expr:
+    """Return a value as short text for a message."""
+    return expr.cast(pl.String).str.slice(0, 40)
+
+
+def _python_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rebuild Object columns (numpy scalars, Decimals) as typed Polars columns."""
+    objects = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
+    if not objects:
+        return frame
+    return frame.with_columns(pl.Series(name, frame[name].to_list(), strict=False) for name in objects)
+
+
+def _text_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr | None]:
+    """Return (text value, problem) for a text column. Empty or blank text becomes NULL."""
+    source = pl.col(column)
+    if dtype == pl.Date:
+        text = source.dt.to_string("%Y-%m-%d")
+    elif dtype == pl.Datetime:
+        text = source.dt.to_string("%Y-%m-%d %H:%M:%S")
+    else:
+        text = source.cast(pl.String)
+    value = pl.when(text.str.strip_chars() == "").then(None).otherwise(text)
+
+    if spec.size is None:
+        return value, None
+    too_long = value.str.len_chars() > spec.size
+    problem = pl.when(too_long).then(_problem(
+        "too_long",
+        pl.format(f"text of {{}} characters is longer than the column's {spec.size}", value.str.len_chars()),
+    ))
+    return value, problem
+
+
+def _number_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr | None]:
+    """Return (numeric value, problem) for an integer, decimal or float column."""
+    source = pl.col(column)
+    if isinstance(dtype, _NUMERIC_DTYPES) or dtype == pl.Boolean:
+        number = source.cast(pl.Float64)
+        not_numeric = pl.lit(False)
+    elif dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        text = source.cast(pl.String).str.strip_chars()
+        number = pl.when(text == "").then(None).otherwise(text).cast(pl.Float64, strict=False)
+        not_numeric = source.is_not_null() & (text != "") & number.is_null()
+    elif dtype == pl.Null:
+        number = pl.lit(None, dtype=pl.Float64)
+        not_numeric = pl.lit(False)
+    else:
+        number = pl.lit(None, dtype=pl.Float64)
+        not_numeric = source.is_not_null()
+    number = number.fill_nan(None)
+
+    not_finite = number.is_infinite()
+    reasons = pl.when(not_numeric).then(
+        _problem("not_numeric", pl.format("'{}' is not a number", _short_text(source)))
+    ).when(not_finite).then(
+        _problem("not_numeric", pl.format("{} is not a finite number", _short_text(source)))
+    )
+
+    if spec.kind == "integer":
+        low, high = _integer_limits(spec)
+        fractional = number != number.floor()
+        out_of_range = (number < low) | (number > high)
+        range_reason = pl.format(f"{{}} is outside the column's range {low}..{high}", _short_text(number))
+        reasons = reasons.when(fractional).then(
+            _problem("not_integer", pl.format("{} is not a whole number", _short_text(number)))
+        ).when(out_of_range).then(_problem("out_of_range", range_reason))
+        exact = (source if isinstance(dtype, _INTEGER_DTYPES) else number).cast(pl.Int64, strict=False)
+        value = pl.when(not_numeric | not_finite | fractional | out_of_range).then(None).otherwise(exact)
+    elif spec.kind == "decimal" and spec.precision is not None:
+        scale = spec.scale or 0
+        limit = 10 ** (spec.precision - scale)
+        too_large = number.abs().round(scale) >= limit
+        size_reason = pl.format(
+            f"{{}} does not fit decimal({spec.precision},{scale}) (limit below {limit})", _short_text(number)
+        )
+        reasons = reasons.when(too_large).then(_problem("out_of_range", size_reason))
+        value = number
+    else:
+        value = number
+    return value, reasons.otherwise(None)
+
+
+def _date_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr | None]:
+    """Return (date value, problem) for a date or datetime column. Values are sent as dates."""
+    source = pl.col(column)
+    if dtype == pl.Date:
+        return source, None
+    if dtype == pl.Datetime:
+        return source.dt.date(), None
+    if dtype == pl.Null:
+        return pl.lit(None, dtype=pl.Date), None
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        text = source.cast(pl.String).str.strip_chars()
+        parsed = pl.coalesce(
+            [text.str.strptime(pl.Datetime, f, strict=False).dt.date() for f in _DATE_FORMATS if "%H" in f]
+            + [text.str.strptime(pl.Date, f, strict=False) for f in _DATE_FORMATS if "%H" not in f]
+        )
+        value = pl.when(text == "").then(None).otherwise(parsed)
+        bad = source.is_not_null() & (text != "") & value.is_null()
+    else:
+        value = pl.lit(None, dtype=pl.Date)
+        bad = source.is_not_null()
+    problem = pl.when(bad).then(
+        _problem("not_date", pl.format("'{}' is not a date (YYYY-MM-DD)", _short_text(source)))
+    )
+    return value, problem
+
+
+def _column_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr]:
+    """Return (value to send, problem or NULL) for one frame column written into ``spec``."""
+    if spec.kind == "string":
+        value, problem = _text_check(column, dtype, spec)
+    elif spec.kind in ("integer", "decimal", "float"):
+        value, problem = _number_check(column, dtype, spec)
+    elif spec.kind in ("date", "datetime"):
+        value, problem = _date_check(column, dtype, spec)
+    else:
+        value, problem = pl.col(column), None
+
+    checks = [problem] if problem is not None else []
+    if not spec.nullable:
+        checks.append(pl.when(value.is_null()).then(
+            _problem("not_null", pl.lit("empty, but the column does not allow NULL"))
+        ))
+    no_problem = pl.lit(None, dtype=pl.Struct({"rule": pl.String, "reason": pl.String}))
+    combined = pl.coalesce(checks) if checks else no_problem
+    return value.alias(spec.name), combined.alias(spec.name)
+
+
+def check_rows(rows: pl.DataFrame, columns: Sequence[ColumnSpec]) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """Check every row against the target columns and convert the values to send.
+
+    Only columns present in both ``rows`` and ``columns`` (names compared without
+    regard to case) are checked and returned, in table order, named as in the table.
+    Returns (values, problems). ``values`` holds str, float, int and date values;
+    ``problems`` has one dict per rejected value with ``row`` (0-based position in
+    ``rows``), ``ITEM_CD``, ``column``, ``rule`` (too_long, not_null, not_numeric,
+    not_integer, out_of_range, not_date), ``reason`` and ``value``.
+    """
+    rows = _python_values(rows)
+    by_lower = {name.lower(): name for name in rows.columns}
+    pairs = [(by_lower[spec.name.lower()], spec) for spec in columns if spec.name.lower() in by_lower]
+
+    values: list[pl.Expr] = []
+    problems: list[pl.Expr] = []
+    for column, spec in pairs:
+        value, problem = _column_check(column, rows.schema[column], spec)
+        values.append(value)
+        problems.append(problem)
+
+    checked = rows.select(values) if values else pl.DataFrame()
+    item_column = by_lower.get("item_cd")
+    item = pl.col(item_column).cast(pl.String) if item_column else pl.lit(None, dtype=pl.String)
+    originals = {spec.name: _short_text(pl.col(column)) for column, spec in pairs}
+    if not problems:
+        return checked, []
+
+    # Internal names start with "\x00" so they cannot clash with table columns.
+    row_key, item_key = "\x00row", "\x00item"
+    found = (
+        rows.with_row_index(row_key)
+        .select(row_key, item.alias(item_key), *problems)
+        .unpivot(index=[row_key, item_key], variable_name="column", value_name="problem")
+        .filter(pl.col("problem").is_not_null())
+        .unnest("problem")
+    )
+    if found.is_empty():
+        return checked, []
+
+    displayed_values = (
+        rows.with_row_index(row_key)
+        .select(row_key, *[expr.alias(name) for name, expr in originals.items()])
+        .unpivot(index=row_key, variable_name="column", value_name="value")
+    )
+    order = {spec.name: position for position, (_, spec) in enumerate(pairs)}
+    report = (
+        found.join(displayed_values, on=[row_key, "column"], how="left")
+        .with_columns(pl.col("column").replace_strict(order, return_dtype=pl.Int64).alias("\x00position"))
+        .sort(row_key, "\x00position")
+        .select(pl.col(row_key).alias("row"), pl.col(item_key).alias("ITEM_CD"), "column", "rule", "reason", "value")
+    )
+    return checked, report.to_dicts()
+
+
+# --- writing -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of ``write_staging``: rows committed (0 in a dry run) and rows checked."""
+
+    rows_written: int
+    table: str
+    seconds: float
+    dry_run: bool
+    rows_checked: int = 0
+    columns: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _rollback(connection: Any, pyodbc: Any) -> None:
+    """Roll back and log a failure without raising it, because the connection is closed next anyway."""
+    try:
+        connection.rollback()
+    except pyodbc.Error as exc:
+        logger.error("ODBC rollback failed: %s", _error_text(exc, ""))
+
+
+def _find_failing_row(
+    connection: Any, pyodbc: Any, statement: str, parameters: list[tuple[Any, ...]]
+) -> tuple[int, Exception] | None:
+    """Replay the rows one at a time in a transaction that is always rolled back.
+
+    Returns (position, error) of the first row the database rejects, or None when
+    every row goes through on replay (the first failure was not caused by a row).
+    """
+    cursor = connection.cursor()
+    try:
+        for position, values in enumerate(parameters):
+            try:
+                cursor.execute(statement, values)
+            except pyodbc.Error as exc:
+                return None if _is_unavailable_error(exc) else (position, exc)
+        return None
+    except pyodbc.Error:
+        return None
+    finally:
+        cursor.close()
+        _rollback(connection, pyodbc)
+
+
+def _insert_error(
+    exc: Exception,
+    connection: Any,
+    pyodbc: Any,
+    connection_string: str,
+    table: str,
+    statement: str,
+    parameters: list[tuple[Any, ...]],
+    rows: pl.DataFrame,
+) -> ExportError:
+    """Return the ExportError for a failed (and rolled back) INSERT, naming the rejected row if it can."""
+    reason = _error_text(exc, connection_string)
+    logger.error("ODBC export to %s failed and was rolled back: %s", table, reason)
+    if _is_unavailable_error(exc):
+        return ExportError(f"Writing to {table} failed, nothing was written: {reason}")
+
+    failing = _find_failing_row(connection, pyodbc, statement, parameters)
+    if failing is None:
+        return ExportError(f"Writing to {table} failed, nothing was written: {reason}")
+
+    position, row_error = failing
+    row_reason = _error_text(row_error, connection_string)
+    item_column = next((c for c in rows.columns if c.lower() == "item_cd"), None)
+    item = rows[position, item_column] if item_column else None
+    logger.error("ODBC export to %s: the database rejected row %d (ITEM_CD %s)", table, position, item)
+    return ExportError(
+        f"Writing to {table} failed at row {position} ({item}), nothing was written: {row_reason}",
+        rows=[{"row": position, "ITEM_CD": item, "column": None, "rule": "database",
+               "reason": row_reason, "value": None}],
+    )
+
+
+def _summary(problems: list[dict[str, Any]], limit: int = 5) -> str:
+    """Return the first problems as one line for an error message."""
+    first = [f"row {p['row']} ({p['ITEM_CD']}) {p['column']}: {p['reason']}" for p in problems[:limit]]
+    more = f"; {len(problems) - limit} more" if len(problems) > limit else ""
+    return "; ".join(first) + more
+
+
+def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False) -> WriteResult:
+    """Insert routing rows into ``settings.staging_table`` in one transaction: all rows or none.
+
+    Columns present in both ``rows`` and the table are written (names compared
+    without regard to case). Before writing, every row is checked against the
+    table's declared types. Any one of these rejects the whole batch:
+
+    * text longer than the column (text is never truncated);
+    * a non-numeric value in a numeric column, or a fraction in an integer column;
+    * a number too large for a decimal column or outside an integer type's range;
+    * text that is not a date in a date column;
+    * NULL in a NOT NULL column.
+
+    Empty text becomes NULL. Dates and datetimes are sent as dates.
+
+    ``dry_run`` runs every check and sends no INSERT. Raises ExportError, whose
+    ``rows`` name each rejected value (see ``check_rows``) or the row the database
+    rejected; the table is then unchanged. Raises ConfigError or
+    SourceUnavailableError when nothing could be tried.
+    """
+    start = time.perf_counter()
+    table = _checked_identifier("staging_table", settings.staging_table)
+    connection_string = _connection_string(settings)
+    pyodbc = _import_pyodbc()
+    logger.info("ODBC export to %s started: %d rows, dry_run=%s", table, rows.height, dry_run)
+
+    connection = _connect(pyodbc, connection_string, autocommit=False)
+    try:
+        try:
+            _, columns = _table_columns(connection, pyodbc, table)
+        except pyodbc.Error as exc:
+            reason = _error_text(exc, connection_string)
+            logger.error("ODBC export: reading the columns of %s failed: %s", table, reason)
+            if _is_unavailable_error(exc):
+                raise SourceUnavailableError(f"Staging table {table} cannot be read: {reason}") from None
+            raise ExportError(f"Staging table {table} cannot be read: {reason}. Nothing was written.") from None
+
+        values, problems = check_rows(rows, columns)
+        if values.width == 0:
+            raise ExportError(
+                f"No column of the rows exists in staging table {table} "
+                f"(rows have {', '.join(rows.columns[:8])}). Nothing was written."
+            )
+        if problems:
+            offending = len({p["row"] for p in problems})
+            logger.error("ODBC export to %s rejected: %d rows with %d invalid values", table, offending, len(problems))
+            raise ExportError(
+                f"{offending} of {rows.height} rows cannot be written to {table}, so nothing was written. "
+                + _summary(problems),
+                rows=problems,
+            )
+
+        written = values.columns
+        if dry_run or values.height == 0:
+            seconds = round(time.perf_counter() - start, 3)
+            logger.info("ODBC export to %s: %d rows checked, none written, in %.2f s", table, values.height, seconds)
+            return WriteResult(0, table, seconds, dry_run, rows_checked=values.height, columns=tuple(written))
+
+        quote = _identifier_quote(connection, pyodbc)
+        statement = (
+            f"INSERT INTO {table} ({', '.join(_quote_identifier(c, quote) for c in written)}) "
+            f"VALUES ({', '.join('?' * len(written))})"
+        )
+        parameters = values.rows()
+        cursor = connection.cursor()
+        try:
+            cursor.executemany(statement, parameters)
+        except pyodbc.Error as exc:
+            _rollback(connection, pyodbc)
+            raise _insert_error(exc, connection, pyodbc, connection_string, table, statement, parameters, rows) from None
+        finally:
+            cursor.close()
+
+        try:
+            connection.commit()
+        except pyodbc.Error as exc:
+            reason = _error_text(exc, connection_string)
+            logger.error("ODBC export to %s: commit failed: %s", table, reason)
+            if _is_unavailable_error(exc):
+                # NOTE: a connection lost during COMMIT leaves the outcome unknown to the client.
+                raise ExportError(
+                    f"Commit to {table} failed because the connection was lost, so it is unknown "
+                    f"whether the rows were written. Check the table before exporting again: {reason}"
+                ) from None
+            _rollback(connection, pyodbc)
+            raise ExportError(f"Commit to {table} failed and was rolled back, nothing was written: {reason}") from None
+    finally:
+        connection.close()
+
+    seconds = round(time.perf_counter() - start, 3)
+    logger.info("ODBC export to %s: %d rows written in %.2f s", table, len(parameters), seconds)
+    return WriteResult(len(parameters), table, seconds, False, rows_checked=len(parameters), columns=tuple(written))
+
+
+# --- DDL for tests and documentation ------------------------------------------------
+
+
+_STAGING_TYPES = {
+    "ITEM_CD": ("text", 50), "ROUT_NO": ("text", 10), "PROC_SEQ": ("int", None),
+    "JOB_CD": ("text", 20), "JOB_NM": ("text", 100), "RES_CD": ("text", 20), "WC_CD": ("text", 20),
+    "INSIDE_FLG": ("text", 4), "TIME_UNIT": ("text", 4), "SETUP_TIME": ("decimal", None),
+    "RUN_TIME": ("decimal", None), "RUN_TIME_QTY": ("decimal", None), "QUEUE_TIME": ("decimal", None),
+    "WAIT_TIME": ("decimal", None), "MOVE_TIME": ("decimal", None), "MFG_LT": ("decimal", None),
+    "INSP_FLG": ("text", 1), "MILESTONE_FLG": ("text", 1), "BP_CD": ("text", 20),
+    "VALID_FROM_DT": ("date", None), "VALID_TO_DT": ("date", None),
+}
+_STAGING_NOT_NULL = {"ITEM_CD", "ROUT_NO", "PROC_SEQ", "JOB_CD"}
+
+
+def create_staging_table_sql(dialect: Literal["mssql", "postgresql", "sqlite"], table: str = "ROUTING_STAGING") -> str:
+    """Return CREATE TABLE for an example staging table with ERP_EXPORT_COLUMNS.
+
+    The lengths are examples, because the ERP's own staging table decides. The key is
+    (ITEM_CD, ROUT_NO, PROC_SEQ). Column names are quoted, so PostgreSQL keeps
+    the upper-case ERP spelling.
+    """
+    if dialect not in ("mssql", "postgresql", "sqlite"):
+        raise ValueError(f"unknown dialect {dialect!r}: expected mssql, postgresql or sqlite")
+    table = validate_identifier(table)
+    text_type = "nvarchar" if dialect == "mssql" else "varchar"
+    lines = []
+    for column in ERP_EXPORT_COLUMNS:
+        kind, length = _STAGING_TYPES[column]
+        sql_types = {"text": f"{text_type}({length})", "int": "integer", "decimal": "decimal(18,4)", "date": "date"}
+        sql_type = sql_types[kind]
+        null = " NOT NULL" if column in _STAGING_NOT_NULL else ""
+        lines.append(f'    "{column}" {sql_type}{null}')
+    lines.append('    PRIMARY KEY ("ITEM_CD", "ROUT_NO", "PROC_SEQ")')
+    return f"CREATE TABLE {table} (\n" + ",\n".join(lines) + "\n)"
