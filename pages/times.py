@@ -38,7 +38,7 @@ def _filters(items: pl.DataFrame, routings: pl.DataFrame, work_orders: pl.DataFr
         resources = c4.multiselect(tr("col.res_cd"), _options(routings, "RES_CD"), placeholder=tr("times.choose"), **keep("times.resources", []))
         inside = c5.radio(
             tr("col.inside_flag"), ["all", "Y", "N"], horizontal=True,
-            format_func=lambda v: tr("times.all") if v == "all" else tr(f"flag.inside.{v}"), **keep("times.inside", "all"),
+            format_func=lambda v: tr("times.all") if v == "all" else tr(f"flag.inside.{v}"), **keep("times.inside", "all", per_language=True),
         )
         dates = work_orders.get_column("REPORT_DT").drop_nulls()
         first = dates.min() if dates.len() else date.today()
