@@ -12,7 +12,7 @@ from routing_core.train import ensure_model
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-st.set_page_config(page_title="라우팅 예측 대시보드 · Routing ML", page_icon="⚙️", layout="wide")
+st.set_page_config(page_title="라우팅 예측 대시보드 · Routing ML", page_icon=":material/precision_manufacturing:", layout="wide")
 
 settings = get_settings()
 lang()
@@ -45,8 +45,12 @@ if current_version(settings.model_dir) is None:
     _bootstrap()
 
 pages = [
-    st.Page("pages/predict.py", title=tr("nav.predict"), icon="🔮", url_path="predict", default=True),
-    st.Page("pages/data.py", title=tr("nav.data"), icon="🗂️", url_path="data"),
+    st.Page("pages/predict.py", title=tr("nav.predict"), icon=":material/online_prediction:", url_path="predict", default=True),
+    st.Page("pages/train.py", title=tr("nav.train"), icon=":material/model_training:", url_path="train"),
+    st.Page("pages/batch.py", title=tr("nav.batch"), icon=":material/list_alt:", url_path="batch"),
+    st.Page("pages/export.py", title=tr("nav.export"), icon=":material/upload_file:", url_path="export"),
+    st.Page("pages/times.py", title=tr("nav.times"), icon=":material/timer:", url_path="times"),
+    st.Page("pages/data.py", title=tr("nav.data"), icon=":material/database:", url_path="data"),
 ]
 navigation = st.navigation(pages)
 version = current_version(settings.model_dir)

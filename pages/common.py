@@ -86,21 +86,26 @@ def tr(key: str, **values: Any) -> str:
     return t(key, lang(), **values)
 
 
-def keep(key: str, default: Any = None) -> dict[str, Any]:
+def keep(key: str, default: Any = None, *, per_language: bool = False) -> dict[str, Any]:
     """Return widget kwargs that keep the widget's value when the user switches pages.
 
     Streamlit drops a widget's state when its page is not shown; the value is
     copied to a separate key on change and restored before the widget is drawn.
+    ``per_language`` gives the widget a key per language, for widgets whose
+    option labels are translated: a language switch then draws a new widget,
+    restored from the same stored value, instead of one whose old labels no
+    longer match its options.
     """
     store = _KEEP_PREFIX + key
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(store, default)
+    widget_key = f"{key}@{lang()}" if per_language else key
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = st.session_state.get(store, default)
 
     def _store() -> None:
-        st.session_state[store] = st.session_state[key]
+        st.session_state[store] = st.session_state[widget_key]
 
-    st.session_state.setdefault(store, st.session_state[key])
-    return {"key": key, "on_change": _store}
+    st.session_state.setdefault(store, st.session_state[widget_key])
+    return {"key": widget_key, "on_change": _store}
 
 
 @st.cache_resource(show_spinner=False, max_entries=3)

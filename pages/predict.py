@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+from typing import Any
+
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from pages.common import current_predictor, get_settings, keep, show_error, tr
+from pages.basket import column_label, get_basket, show_problems, warning_text
+from pages.common import current_predictor, get_settings, keep, lang, show_error, tr
 from routing_core.errors import RoutingError
+from routing_core.export import (
+    DEFAULT_ROUT_NO,
+    EDITOR_COLUMNS,
+    EDITOR_TIME_UNITS,
+    TIME_COLUMNS,
+    TIME_DECIMALS,
+    BasketRouting,
+    check_operations,
+    conform_operations,
+    operations_from_result,
+    renumber_operations,
+    sort_operations,
+)
 from routing_core.features import MISSING_CATEGORY
 from routing_core.predict import TIME_KINDS, PredictionOptions, PredictionResult, Predictor
 
 MAX_LISTED_ITEMS = 200
 RESULT_KEY = "predict.result"
-
-
-def _warning_text(code: str) -> str:
-    name, _, detail = code.partition(":")
-    if name == "attributes_missing":
-        return tr("warning.attributes_missing", n=detail)
-    if name == "unseen_category":
-        column, _, value = detail.partition("=")
-        return tr("warning.unseen_category", column=tr(f"feature.{column}"), value=value)
-    return tr(f"warning.{name}")
+# Candidate key -> {"base", "draft", "predicted", "gen", "pick"}: the editor's own copy of each edited routing.
+EDITOR_STATE_KEY = "editor.state"
+MAX_EDITED_CANDIDATES = 50
+NEW_OPERATION = -1
+_FLAG_OPTIONS = ["Y", "N"]
 
 
 def _pick_existing_item(predictor: Predictor) -> str | None:
@@ -136,11 +149,11 @@ def _feature_names() -> dict[str, str]:
     return {name: tr(f"feature.{name}") for name in predictor}
 
 
-def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float) -> None:
+def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float, version: str) -> None:
     query = result.queries.row(0, named=True)
     st.subheader(tr("predict.result_for", item=query["item_cd"]))
     for code in query["warnings"]:
-        st.warning(_warning_text(code))
+        st.warning(warning_text(code))
     candidates = result.candidates.sort("rank")
     if candidates.height == 0:
         st.info(tr("predict.no_candidates"))
@@ -158,9 +171,12 @@ def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float
             c1.metric(tr("predict.score"), f"{candidate['score']:.3f}")
             c2.metric(tr("predict.n_support"), candidate["n_support"])
             lead = candidate["lead_time_min"] or 0.0
-            c3.metric(tr("predict.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead, hours=lead / 60))
+            c3.metric(tr("predict.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead))
             c4.metric(tr("predict.n_operations"), operations.height)
-            st.caption(f"{cid} · " + tr("predict.explain", n=candidate["n_support"]))
+            st.caption(
+                f"{cid} · " + tr("predict.lead_time_hours", hours=lead / 60, days=lead / 1440)
+                + " · " + tr("predict.explain", n=candidate["n_support"])
+            )
             if actual_signature:
                 same = candidate["signature"] == actual_signature
                 (st.success if same else st.info)(tr("predict.same_as_actual" if same else "predict.differs_from_actual"))
@@ -170,6 +186,9 @@ def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float
             st.plotly_chart(_time_chart(operations, lot_size), key=f"chart-{cid}", width="stretch")
             st.markdown(f"**{tr('predict.support')}**")
             st.dataframe(_support_table(support), hide_index=True, width="stretch")
+            st.divider()
+            item_nm = _item_name(predictor, query["item_cd"])
+            _candidate_editor(result, cid, query["item_cd"], item_nm, version)
     if actual_signature:
         with st.expander(tr("predict.actual_routing")):
             st.dataframe(
@@ -177,6 +196,215 @@ def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float
                 hide_index=True, width="stretch",
             )
     st.caption(tr("predict.seconds", ms=result.seconds * 1000))
+
+
+# --- candidate editor and basket ---------------------------------------------------------
+
+
+def _item_name(predictor: Predictor, item_cd: str) -> str | None:
+    names = predictor.bundle.items.filter(pl.col("ITEM_CD") == item_cd).get_column("ITEM_NM")
+    return names[0] if names.len() else None
+
+
+def _editor_column_config() -> dict[str, Any]:
+    def number(column: str, **kwargs: Any) -> Any:
+        return st.column_config.NumberColumn(column_label(column), **kwargs)
+
+    def text(column: str, **kwargs: Any) -> Any:
+        return st.column_config.TextColumn(column_label(column), **kwargs)
+
+    def choice(column: str, options: list[str], **kwargs: Any) -> Any:
+        return st.column_config.SelectboxColumn(column_label(column), options=options, **kwargs)
+
+    return {
+        "PROC_SEQ": number("PROC_SEQ", step=1, format="%d", help=tr("editor.help.PROC_SEQ")),
+        "JOB_CD": text("JOB_CD", max_chars=20),
+        "JOB_NM": text("JOB_NM"),
+        "RES_CD": text("RES_CD", max_chars=20),
+        "WC_CD": text("WC_CD", max_chars=20),
+        "INSIDE_FLG": choice("INSIDE_FLG", _FLAG_OPTIONS, help=tr("editor.help.INSIDE_FLG")),
+        "TIME_UNIT": choice("TIME_UNIT", EDITOR_TIME_UNITS, help=tr("editor.help.TIME_UNIT")),
+        **{c: number(c, help=tr("editor.help.time")) for c in TIME_COLUMNS},
+        "RUN_TIME_QTY": number("RUN_TIME_QTY", help=tr("editor.help.RUN_TIME_QTY")),
+        "MFG_LT": number("MFG_LT", help=tr("editor.help.MFG_LT")),
+        "INSP_FLG": choice("INSP_FLG", _FLAG_OPTIONS),
+        "MILESTONE_FLG": choice("MILESTONE_FLG", _FLAG_OPTIONS),
+        "BP_CD": text("BP_CD", max_chars=20),
+    }
+
+
+def _editor_state(predicted: pl.DataFrame, key: str) -> dict[str, Any]:
+    """Return the editor state stored under ``key``, created from the predicted operations on first use."""
+    states: dict[str, dict[str, Any]] = st.session_state.setdefault(EDITOR_STATE_KEY, {})
+    state = states.get(key)
+    if state is None:
+        state = {"base": predicted, "draft": predicted, "predicted": predicted, "gen": 0, "pick": 0}
+        states[key] = state
+        for stale in list(states)[:-MAX_EDITED_CANDIDATES]:
+            del states[stale]
+    return state
+
+
+def _commit(state: dict[str, Any], operations: pl.DataFrame) -> None:
+    """Make ``operations`` the editor's new input and redraw the editor empty of pending edits."""
+    state["base"] = state["draft"] = conform_operations(operations)
+    state["gen"] += 1
+    st.rerun()
+
+
+def _candidate_editor(result: PredictionResult, candidate_id: str, item_cd: str, item_nm: str | None, version: str) -> None:
+    """Draw the editable routing of one candidate, its checks and the add-to-basket action.
+
+    The data editor's input is ``state["base"]``, which changes only through
+    ``_commit`` together with a new widget key. Each rerun stores the editor's
+    output in ``state["draft"]``. When the widget's state is gone (after a page
+    or language switch) the draft becomes the input, so no edit is lost.
+    """
+    # The predicted operations are part of the key: predicting the same item again
+    # keeps the edits, and a new item with the same candidate starts from its own times.
+    predicted = operations_from_result(result, 0, candidate_id)
+    digest = hashlib.sha1(predicted.write_csv().encode("utf-8")).hexdigest()[:10]
+    key = f"{version}|{item_cd}|{candidate_id}|{digest}"
+    state = _editor_state(predicted, key)
+    grid_key = f"editor.grid.{key}.{state['gen']}.{lang()}"
+    if grid_key not in st.session_state:
+        state["base"] = state["draft"]
+
+    st.subheader(tr("editor.title"))
+    st.caption(tr("editor.caption"))
+    edited = st.data_editor(
+        state["base"], key=grid_key, num_rows="dynamic", hide_index=True,
+        column_config=_editor_column_config(), column_order=EDITOR_COLUMNS, width="stretch",
+    )
+    edited = conform_operations(edited)
+    state["draft"] = edited
+
+    sort_col, renumber_col, reset_col = st.columns(3)
+    if sort_col.button(tr("editor.sort"), key=f"editor.sort.{key}", width="stretch"):
+        _commit(state, sort_operations(edited))
+    if renumber_col.button(tr("editor.renumber"), key=f"editor.renumber.{key}", width="stretch"):
+        _commit(state, renumber_operations(edited))
+    if reset_col.button(tr("editor.reset"), key=f"editor.reset.{key}", width="stretch"):
+        _commit(state, state["predicted"])
+
+    _operation_form(state, key, edited)
+
+    problems = check_operations(edited)
+    if problems.height:
+        show_problems(problems)
+    else:
+        st.success(tr("editor.ok", n=edited.height))
+    _add_to_basket(key, edited, problems.height == 0, item_cd, item_nm, candidate_id, version)
+
+
+def _number_or_none(value: Any) -> float | None:
+    """Return ``value`` as a finite float, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _operation_label(edited: pl.DataFrame, position: int) -> str:
+    if position == NEW_OPERATION:
+        return tr("editor.form.new")
+    row = edited.row(position, named=True)
+    return f"{row['PROC_SEQ'] if row['PROC_SEQ'] is not None else '—'} · {row['JOB_CD'] or '—'} {row['JOB_NM'] or ''}"
+
+
+def _new_operation(edited: pl.DataFrame) -> dict[str, Any]:
+    """Return the defaults of an added operation: the next PROC_SEQ in tens, minutes, one piece, in-house."""
+    last = _number_or_none(edited.get_column("PROC_SEQ").cast(pl.Float64, strict=False).max())
+    row: dict[str, Any] = {c: None for c in EDITOR_COLUMNS}
+    row.update(PROC_SEQ=int(last or 0) + 10, TIME_UNIT="M", RUN_TIME_QTY=1.0, INSIDE_FLG="Y")
+    return row
+
+
+def _operation_fields(row: dict[str, Any], form_key: str) -> dict[str, Any]:
+    """Draw the input fields of one operation inside a form; return the values entered."""
+    values: dict[str, Any] = {}
+    columns = st.columns(4)
+    seq = _number_or_none(row["PROC_SEQ"])
+    values["PROC_SEQ"] = columns[0].number_input(
+        column_label("PROC_SEQ"), value=int(seq) if seq is not None else None, step=10, key=f"{form_key}.PROC_SEQ"
+    )
+    for i, column in enumerate(["JOB_CD", "JOB_NM", "RES_CD", "WC_CD", "BP_CD"], start=1):
+        values[column] = columns[i % 4].text_input(column_label(column), value=row[column] or "", key=f"{form_key}.{column}")
+
+    choices_of = [("TIME_UNIT", EDITOR_TIME_UNITS), ("INSIDE_FLG", _FLAG_OPTIONS), ("INSP_FLG", _FLAG_OPTIONS),
+                  ("MILESTONE_FLG", _FLAG_OPTIONS)]
+    for i, (column, options) in enumerate(choices_of, start=6):
+        current = row[column] if row[column] in options else None
+        choices = [None, *options] if current is None else options
+        values[column] = columns[i % 4].selectbox(
+            column_label(column), choices, index=choices.index(current),
+            format_func=lambda v: "—" if v is None else v, key=f"{form_key}.{column}",
+        )
+
+    for i, column in enumerate([*TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"], start=10):
+        values[column] = columns[i % 4].number_input(
+            column_label(column), value=_number_or_none(row[column]), step=1.0,
+            format=f"%.{TIME_DECIMALS}f", key=f"{form_key}.{column}",
+        )
+    return values
+
+
+def _operation_form(state: dict[str, Any], key: str, edited: pl.DataFrame) -> None:
+    """Draw a form that edits, adds or deletes one operation: the keyboard path beside the grid."""
+    with st.expander(tr("editor.form.title")):
+        positions = [*range(edited.height), NEW_OPERATION]
+        pick = state["pick"] if state["pick"] in positions else positions[0]
+        position = st.selectbox(
+            tr("editor.form.pick"), positions, index=positions.index(pick),
+            format_func=lambda p: _operation_label(edited, p), key=f"editor.form.pick.{key}.{state['gen']}",
+        )
+        state["pick"] = position
+        row = _new_operation(edited) if position == NEW_OPERATION else edited.row(position, named=True)
+        # The row's values are part of the key, so a grid edit refreshes the form.
+        digest = hashlib.sha1(repr(sorted(row.items())).encode("utf-8")).hexdigest()[:10]
+        form_key = f"editor.form.{key}.{state['gen']}.{position}.{digest}"
+
+        with st.form(form_key, border=False):
+            values = _operation_fields(row, form_key)
+            apply = st.form_submit_button(tr("editor.form.apply"), type="primary")
+            delete = st.form_submit_button(tr("editor.form.delete"), disabled=position == NEW_OPERATION)
+
+        before, after = edited.head(max(position, 0)), edited.slice(position + 1)
+        if apply:
+            changed = conform_operations(pl.DataFrame([{c: values[c] if values[c] != "" else None for c in EDITOR_COLUMNS}], strict=False))
+            if position == NEW_OPERATION:
+                state["pick"] = edited.height
+                _commit(state, pl.concat([edited, changed], how="vertical_relaxed"))
+            else:
+                _commit(state, pl.concat([before, changed, after], how="vertical_relaxed"))
+        if delete and position != NEW_OPERATION:
+            state["pick"] = max(position - 1, 0)
+            _commit(state, pl.concat([before, after]))
+
+
+def _add_to_basket(
+    key: str, edited: pl.DataFrame, valid: bool, item_cd: str, item_nm: str | None, candidate_id: str, version: str
+) -> None:
+    basket = get_basket()
+    code_col, rout_col = st.columns([3, 1])
+    code = code_col.text_input(tr("editor.item_cd"), **keep(f"editor.item_cd.{key}", item_cd)).strip()
+    rout_no = rout_col.text_input(tr("editor.rout_no"), **keep(f"editor.rout_no.{key}", DEFAULT_ROUT_NO)).strip()
+    if code and code in basket:
+        st.info(tr("editor.will_replace", item=code))
+    clicked = st.button(
+        tr("editor.add"), type="primary", icon=":material/shopping_basket:", key=f"editor.add.{key}",
+        disabled=not (valid and code and rout_no),
+        help=None if valid else tr("editor.fix_first"),
+    )
+    if clicked:
+        routing = BasketRouting(
+            item_cd=code, rout_no=rout_no, operations=edited,
+            item_nm=item_nm if code == item_cd else None, candidate_id=candidate_id, model_version=version,
+        )
+        replaced = basket.add(routing)
+        message = "editor.replaced" if replaced else "editor.added"
+        st.success(tr(message, item=code, n=len(basket)))
 
 
 def main() -> None:
@@ -194,7 +422,7 @@ def main() -> None:
 
     mode = st.radio(
         tr("predict.mode"), options=["existing", "new"], horizontal=True,
-        format_func=lambda m: tr(f"predict.mode.{m}"), **keep("predict.mode", "existing"),
+        format_func=lambda m: tr(f"predict.mode.{m}"), **keep("predict.mode", "existing", per_language=True),
     )
     left, right = st.columns([3, 1])
     with right:
@@ -223,7 +451,7 @@ def main() -> None:
             return
     stored = st.session_state.get(RESULT_KEY)
     if stored is not None:
-        _show_result(stored["result"], predictor, stored["lot_size"])
+        _show_result(stored["result"], predictor, stored["lot_size"], stored["version"])
 
 
 try:

@@ -1,0 +1,346 @@
+"""Training page (학습): retrain with progress, compare a new version with the current one, promote or roll back, follow metrics over versions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages.common import get_settings, show_error, tr
+from routing_core.config import Settings
+from routing_core.evaluate import HEADLINE_METRICS, METRIC_DIRECTIONS
+from routing_core.registry import current_version, list_versions, read_metrics, set_current
+from routing_core.train import train_and_save, training_holder
+
+CHALLENGER_KEY = "train.challenger"
+FLASH_KEY = "train.flash"
+LAST_RUN_KEY = "train.last_run"
+CHALLENGER_SELECT_KEY = "train.challenger_select"
+ROLLBACK_SELECT_KEY = "train.rollback_select"
+# A difference smaller than this is shown as no change.
+SAME_VALUE_TOLERANCE = 1e-9
+BETTER_STYLE = "background-color: #d8f3dc; color: #1b4332"
+WORSE_STYLE = "background-color: #ffd6d6; color: #7f1d1d"
+# Metrics in the comparison table, in order.
+TABLE_METRICS = tuple(METRIC_DIRECTIONS)
+TABLE_ROW_PIXELS = 35  # height of one st.dataframe row
+
+
+def _metric_text(key: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if key.startswith("inference_ms"):
+        return f"{value:.1f}"
+    if key == "run_time_mae_min":
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _diff_text(key: str, diff: float | None) -> str:
+    if diff is None:
+        return "—"
+    if abs(diff) < SAME_VALUE_TOLERANCE:
+        return "±0"
+    sign = "+" if diff > 0 else "−"
+    return sign + _metric_text(key, abs(diff))
+
+
+def _is_better(key: str, diff: float) -> bool:
+    return diff > 0 if METRIC_DIRECTIONS[key] == "higher" else diff < 0
+
+
+def _version_label(version: str, current: str | None, metrics: dict[str, Any] | None) -> str:
+    parts = [version]
+    if metrics and metrics.get("top1_accuracy") is not None:
+        parts.append(f"top-1 {metrics['top1_accuracy']:.3f}")
+    if version == current:
+        parts.append(tr("train.current_marker"))
+    return " · ".join(parts)
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def _timings_table(timings: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({
+        tr("train.col.stage"): [tr(f"stage.{s}") if s != "total" else tr("train.total") for s in timings],
+        tr("train.col.seconds"): [round(v, 2) for v in timings.values()],
+    })
+
+
+def _training_section(settings: Settings, current: str | None) -> None:
+    st.subheader(tr("train.run_header"))
+    holder = training_holder(settings.model_dir)
+    if holder:
+        st.info(tr("train.running_elsewhere", started_at=holder.get("started_at", "?")))
+    promote = st.checkbox(
+        tr("train.promote_now"), value=current is None, disabled=current is None, key="train.promote_now",
+        help=tr("train.promote_now_help"),
+    )
+    if st.button(tr("train.start"), type="primary", key="train.start"):
+        _run_training(settings, promote=promote or current is None)
+        return
+    last = st.session_state.get(LAST_RUN_KEY)
+    if last:
+        with st.expander(tr("train.status_done", version=last["version"], seconds=last["timings"].get("total", 0.0))):
+            st.dataframe(_timings_table(last["timings"]), hide_index=True)
+
+
+def _run_training(settings: Settings, promote: bool) -> None:
+    """Train with a progress bar; the new version becomes the challenger shown below."""
+    with st.status(tr("train.status_running"), expanded=True) as status:
+        bar = st.progress(0.0, text=tr("stage.load"))
+
+        def progress(stage: str, fraction: float, message: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"{tr(f'stage.{stage}')} ({fraction:.0%})")
+
+        try:
+            result = train_and_save(settings, promote=promote, progress=progress)
+        except Exception as exc:  # shown on the page: the app must not crash
+            status.update(label=tr("train.status_failed"), state="error", expanded=True)
+            show_error(exc)
+            return
+        st.dataframe(_timings_table(result.timings), hide_index=True)
+        status.update(
+            label=tr("train.status_done", version=result.version, seconds=result.timings.get("total", 0.0)),
+            state="complete", expanded=True,
+        )
+    st.session_state[CHALLENGER_KEY] = result.version
+    st.session_state[CHALLENGER_SELECT_KEY] = result.version  # drawn below in this run: show the new version
+    st.session_state[LAST_RUN_KEY] = {"version": result.version, "timings": dict(result.timings)}
+    if result.promoted:
+        # Rerun so that the sidebar and every section show the new active version.
+        st.session_state[FLASH_KEY] = tr("train.promoted", version=result.version)
+        st.rerun()
+
+
+# --- champion and challenger ------------------------------------------------------------------
+
+
+def comparison_frame(champion: dict[str, Any] | None, challenger: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
+    """Return the comparison table (display text) and the CSS style of each row's difference cell."""
+    rows, styles = [], []
+    champion_baseline = (champion or {}).get("baseline") or {}
+    challenger_baseline = (challenger or {}).get("baseline") or {}
+    for key in TABLE_METRICS:
+        old = (champion or {}).get(key)
+        new = (challenger or {}).get(key)
+        diff = None if old is None or new is None else new - old
+        style = ""
+        if diff is not None and abs(diff) >= SAME_VALUE_TOLERANCE:
+            style = BETTER_STYLE if _is_better(key, diff) else WORSE_STYLE
+        rows.append({
+            tr("train.col.metric"): tr(f"train.metric.{key}"),
+            tr("train.col.direction"): tr(f"train.direction.{METRIC_DIRECTIONS[key]}"),
+            tr("train.col.current"): _metric_text(key, old),
+            tr("train.col.challenger"): _metric_text(key, new),
+            tr("train.col.diff"): _diff_text(key, diff),
+            tr("train.col.baseline_current"): _metric_text(key, champion_baseline.get(key)),
+            tr("train.col.baseline_challenger"): _metric_text(key, challenger_baseline.get(key)),
+        })
+        styles.append(style)
+    return pd.DataFrame(rows), styles
+
+
+def _comparison_section(settings: Settings, versions: list[str], current: str | None, metrics: dict[str, dict | None]) -> None:
+    st.subheader(tr("train.compare_header"))
+    if current is None or not versions:
+        st.info(tr("app.no_model"))
+        return
+    others = [v for v in versions if v != current]
+    if not others:
+        st.info(tr("train.only_one_version"))
+        challenger = current
+    else:
+        wanted = st.session_state.get(CHALLENGER_KEY)
+        default = wanted if wanted in others else others[-1]
+        if st.session_state.get(CHALLENGER_SELECT_KEY) not in others:
+            # No choice yet, or the chosen version was promoted: start from the default.
+            st.session_state[CHALLENGER_SELECT_KEY] = default
+        challenger = st.selectbox(
+            tr("train.challenger"), options=list(reversed(others)),
+            format_func=lambda v: _version_label(v, current, metrics.get(v)), key=CHALLENGER_SELECT_KEY,
+        )
+        st.session_state[CHALLENGER_KEY] = challenger
+
+    champion_metrics, challenger_metrics = metrics.get(current), metrics.get(challenger)
+    st.caption(tr("train.compare_caption", current=current, challenger=challenger))
+    if challenger_metrics is None or champion_metrics is None:
+        st.warning(tr("train.no_metrics", version=challenger if challenger_metrics is None else current))
+    _headline_cards(champion_metrics, challenger_metrics)
+
+    table, styles = comparison_frame(champion_metrics, challenger_metrics)
+    diff_column = tr("train.col.diff")
+    styled = table.style.apply(lambda column: styles if column.name == diff_column else [""] * len(column), axis=0)
+    st.dataframe(styled, hide_index=True, width="stretch", height=_table_height(len(table)), key="train.comparison")
+    st.caption(tr("train.compare_legend"))
+
+    if challenger != current:
+        left, right = st.columns(2)
+        if left.button(tr("train.promote", version=challenger), type="primary", key="train.promote"):
+            _activate(settings, challenger, tr("train.promoted", version=challenger))
+        if right.button(tr("train.keep"), key="train.keep"):
+            st.session_state.pop(CHALLENGER_KEY, None)
+            st.session_state[FLASH_KEY] = tr("train.kept", version=current)
+            st.rerun()
+
+
+def _table_height(n_rows: int) -> int:
+    """Return a dataframe height in pixels that shows ``n_rows`` rows without a scroll bar."""
+    return TABLE_ROW_PIXELS * (n_rows + 1) + 3
+
+
+def _headline_cards(champion: dict[str, Any] | None, challenger: dict[str, Any] | None) -> None:
+    if not challenger:
+        return
+    columns = st.columns(len(HEADLINE_METRICS) + 1)
+    for column, key in zip(columns, HEADLINE_METRICS):
+        new, old = challenger.get(key), (champion or {}).get(key)
+        delta = None if new is None or old is None or abs(new - old) < SAME_VALUE_TOLERANCE else f"{new - old:+.3f}"
+        column.metric(
+            tr(f"train.metric.{key}"), _metric_text(key, new), delta=delta,
+            delta_color="normal" if METRIC_DIRECTIONS[key] == "higher" else "inverse",
+            help=tr("train.baseline_value", value=_metric_text(key, (challenger.get("baseline") or {}).get(key))),
+        )
+    ceiling = challenger.get("noise_ceiling_top1")
+    columns[-1].metric(tr("train.noise_ceiling"), _metric_text("top1_accuracy", ceiling), help=tr("train.noise_ceiling_help"))
+
+
+def _activate(settings: Settings, version: str, message: str) -> None:
+    """Point models/current at ``version``; every session loads it at its next rerun."""
+    try:
+        set_current(settings.model_dir, version)
+    except Exception as exc:  # shown on the page
+        show_error(exc)
+        return
+    st.session_state[FLASH_KEY] = message
+    st.rerun()
+
+
+def _rollback_section(settings: Settings, versions: list[str], current: str | None, metrics: dict[str, dict | None]) -> None:
+    st.subheader(tr("train.rollback_header"))
+    if len(versions) < 2:
+        st.caption(tr("train.only_one_version"))
+        return
+    newest_first = list(reversed(versions))
+    default = next((v for v in newest_first if v != current), newest_first[0])
+    if st.session_state.get(ROLLBACK_SELECT_KEY) not in newest_first:
+        st.session_state[ROLLBACK_SELECT_KEY] = default
+    choice = st.selectbox(
+        tr("train.rollback_pick"), options=newest_first,
+        format_func=lambda v: _version_label(v, current, metrics.get(v)), key=ROLLBACK_SELECT_KEY,
+    )
+    if st.button(tr("train.rollback"), disabled=choice == current, key="train.rollback"):
+        _activate(settings, choice, tr("train.rolled_back", version=choice))
+
+
+# --- trend ---------------------------------------------------------------------------------
+
+
+def trend_figure(manifests: list[dict[str, Any]], metrics: dict[str, dict | None]) -> go.Figure:
+    """Return one small chart per headline metric across versions (oldest first): model solid, baseline dashed."""
+    versions = [m["version"] for m in manifests]
+    # Short tick labels (the random suffix of the version name); the hover shows the full name and time.
+    labels = [m["version"].rsplit("-", 1)[-1] for m in manifests]
+    hover = [f"{m['version']}<br>{m.get('created_at', '').replace('T', ' ')[:19]}" for m in manifests]
+    figure = make_subplots(rows=2, cols=3, subplot_titles=[tr(f"train.metric.{k}") for k in HEADLINE_METRICS], vertical_spacing=0.18)
+    for i, key in enumerate(HEADLINE_METRICS):
+        row, col = i // 3 + 1, i % 3 + 1
+        model = [(metrics.get(v) or {}).get(key) for v in versions]
+        baseline = [((metrics.get(v) or {}).get("baseline") or {}).get(key) for v in versions]
+        first = i == 0
+        figure.add_trace(go.Scatter(
+            x=labels, y=model, mode="lines+markers", name=tr("train.series.model"), line=dict(color="#1f77b4"),
+            legendgroup="model", showlegend=first, hovertext=hover,
+        ), row=row, col=col)
+        figure.add_trace(go.Scatter(
+            x=labels, y=baseline, mode="lines+markers", name=tr("train.series.baseline"),
+            line=dict(color="#7f7f7f", dash="dash"), legendgroup="baseline", showlegend=first, hovertext=hover,
+        ), row=row, col=col)
+        if key == "top1_accuracy":
+            ceiling = [(metrics.get(v) or {}).get("noise_ceiling_top1") for v in versions]
+            if any(c is not None for c in ceiling):
+                figure.add_trace(go.Scatter(
+                    x=labels, y=ceiling, mode="lines+markers", name=tr("train.series.noise_ceiling"),
+                    line=dict(color="#d62728", dash="dot"), legendgroup="ceiling", hovertext=hover,
+                ), row=row, col=col)
+        figure.update_yaxes(range=[0, 1.02], row=row, col=col)
+        figure.update_xaxes(type="category", tickangle=-45, row=row, col=col)
+    figure.update_layout(
+        height=640, margin=dict(l=10, r=10, t=70, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0),
+    )
+    return figure
+
+
+def versions_frame(manifests: list[dict[str, Any]], metrics: dict[str, dict | None], current: str | None) -> pd.DataFrame:
+    """Return the table of versions, newest first, with the active one marked."""
+    rows = []
+    for manifest in reversed(manifests):
+        version = manifest["version"]
+        values = metrics.get(version) or {}
+        rows.append({
+            tr("train.col.active"): f"● {tr('train.current_marker')}" if version == current else "",
+            tr("train.col.version"): version,
+            tr("train.col.created_at"): manifest.get("created_at", "").replace("T", " ")[:19],
+            tr("train.col.n_items"): manifest.get("n_items"),
+            tr("train.col.n_indexed_items"): manifest.get("n_indexed_items"),
+            tr("train.col.n_eval_items"): values.get("n_eval_items"),
+            tr("train.metric.top1_accuracy"): _metric_text("top1_accuracy", values.get("top1_accuracy")),
+            tr("train.col.baseline_top1"): _metric_text("top1_accuracy", (values.get("baseline") or {}).get("top1_accuracy")),
+            tr("train.col.fingerprint"): str(manifest.get("data_fingerprint", ""))[:12],
+        })
+    return pd.DataFrame(rows)
+
+
+def _trend_section(manifests: list[dict[str, Any]], metrics: dict[str, dict | None], current: str | None) -> None:
+    st.subheader(tr("train.trend_header"))
+    if not manifests:
+        st.info(tr("app.no_model"))
+        return
+    if any(metrics.get(m["version"]) for m in manifests):
+        st.plotly_chart(trend_figure(manifests, metrics), width="stretch", key="train.trend")
+        st.caption(tr("train.trend_caption"))
+    else:
+        st.info(tr("train.no_metrics_any"))
+    st.dataframe(versions_frame(manifests, metrics, current), hide_index=True, width="stretch", key="train.versions")
+
+
+def _read_all_metrics(model_dir: Path, versions: list[str]) -> dict[str, dict | None]:
+    result: dict[str, dict | None] = {}
+    for version in versions:
+        try:
+            result[version] = read_metrics(model_dir, version)
+        except (OSError, ValueError):
+            result[version] = None  # an unreadable file counts as missing metrics
+    return result
+
+
+def main() -> None:
+    settings = get_settings()
+    st.title(tr("train.title"))
+    st.caption(tr("train.caption"))
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash)
+
+    current = current_version(settings.model_dir)
+    _training_section(settings, current)
+
+    manifests = list_versions(settings.model_dir)
+    versions = [m["version"] for m in manifests]
+    metrics = _read_all_metrics(settings.model_dir, versions)
+    _comparison_section(settings, versions, current, metrics)
+    _rollback_section(settings, versions, current, metrics)
+    _trend_section(manifests, metrics, current)
+
+
+try:
+    main()
+except Exception as exc:  # the page must show a message, never a traceback
+    show_error(exc)
