@@ -627,12 +627,29 @@ def _arrow_odbc_module() -> Any | None:
     return arrow_odbc
 
 
+def _floats_as_float64(arrow_schema: Any) -> Any:
+    """Return ``arrow_schema`` with every floating-point column read as float64.
+
+    psqlODBC reports PostgreSQL ``double precision`` as SQL_FLOAT with a column
+    size of 17 (decimal digits), which arrow-odbc takes for a 4-byte float. Every
+    value would then keep only about 7 significant digits (35.6 read as 35.599998).
+    With float64 buffers the driver converts to double, as it does for pyodbc.
+    """
+    import pyarrow as pa
+
+    return pa.schema(
+        [column.with_type(pa.float64()) if pa.types.is_floating(column.type) else column for column in arrow_schema],
+        metadata=arrow_schema.metadata,
+    )
+
+
 def _fetch_arrow(arrow_odbc: Any, connection_string: str, plan: _ViewQuery, batch_size: int) -> pl.DataFrame:
     """Run the statements with arrow-odbc, which fills Arrow buffers without Python objects per value.
 
     arrow-odbc binds parameters as text, so dates are sent as ``YYYY-MM-DD``. Text
     longer than ``ARROW_MAX_TEXT_SIZE`` in a column of unknown or larger size
-    raises arrow_odbc.Error rather than being truncated.
+    raises arrow_odbc.Error rather than being truncated. Floating-point columns
+    are read as float64 (see ``_floats_as_float64``).
     """
     frames: list[pl.DataFrame] = []
     schema_frame: pl.DataFrame | None = None
@@ -645,6 +662,7 @@ def _fetch_arrow(arrow_odbc: Any, connection_string: str, plan: _ViewQuery, batc
             max_text_size=ARROW_MAX_TEXT_SIZE,
             login_timeout_sec=LOGIN_TIMEOUT_SECONDS,
             payload_text_encoding=arrow_odbc.TextEncoding.UTF16,
+            map_schema=_floats_as_float64,
         )
         frames.extend(pl.from_arrow(batch) for batch in reader)
         if schema_frame is None:
