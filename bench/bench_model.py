@@ -93,6 +93,7 @@ def measure_prediction(model_dir: Path, singles: int, batch_size: int) -> dict[s
         start = time.perf_counter()
         predictor = Predictor(bundle)
         builds.append(time.perf_counter() - start)
+
     options = PredictionOptions()
     codes = bundle.index_items.get_column("ITEM_CD").to_list()
     sample = [codes[int(i)] for i in np.linspace(0, len(codes) - 1, singles)]
@@ -102,6 +103,7 @@ def measure_prediction(model_dir: Path, singles: int, batch_size: int) -> dict[s
         start = time.perf_counter()
         predictor.predict_items([code], options)
         durations.append((time.perf_counter() - start) * 1000.0)
+
     batch_codes = [codes[int(i)] for i in np.linspace(0, len(codes) - 1, min(batch_size, len(codes)))]
     batches = []
     for _ in range(3):
@@ -160,8 +162,22 @@ def render_section(rows: list[dict[str, Any]], env: dict[str, str], command: str
         "evaluate and save. Evaluation holds out 10 % of the items with a routing (at most 2,000, "
         "stratified by PART_TYPE, seed 7), indexes the rest in a second FAISS index and predicts "
         "the held-out items in one batch; its definitions are in `routing_core/evaluate.py`. It "
-        "also times single predictions one at a time, up to 200 calls or about 3 s, which is part of "
+        "also times single predictions one at a time, up to 200 calls or about 2.5 s, which is part of "
         "the evaluate stage.",
+        "",
+        "Metrics, each also computed for the baseline (the most common JOB_CD sequence of the "
+        "item's PART_TYPE among the indexed items; for its top-k, that PART_TYPE's sequences by "
+        "frequency; items with an unknown or empty PART_TYPE get the overall ranking):",
+        "",
+        "- top-1: the first candidate's JOB_CD sequence equals the item's active routing; top-3 and "
+        "top-5: the real sequence is among the first 3 or 5 candidates.",
+        "- operation F1 (and precision, recall): the first candidate's JOB_CD multiset against the "
+        "real one, computed per item and averaged over items (macro); no candidate counts as 0.",
+        "- sequence similarity: 1 − normalised Levenshtein distance between the two JOB_CD sequences.",
+        "- lead time ±15 % and MAPE: the first candidate's lead time for one piece against the item's "
+        "planned one (queue + setup + run + wait + move, summed over its operations).",
+        "- run time MAE: minutes per piece, pooled over operations matched by the n-th occurrence of "
+        "the same JOB_CD.",
         "",
         f"Command: `{command}`. Each size trains with "
         "`python -m routing_core train --data <sample> --models <fresh folder>` in a subprocess; "

@@ -120,7 +120,7 @@ class EvaluationConfig:
     lead_time_tolerance: float = 0.15
     latency_samples: int = 200
     min_latency_samples: int = 20
-    latency_budget_seconds: float = 3.0
+    latency_budget_seconds: float = 2.5
     recall_queries: int = 200
     recall_k: int = 10
 

@@ -52,6 +52,9 @@ class ItemEncoder:
     onehot_: OneHotEncoder | None = None
     numeric_: Pipeline | None = None
     column_weights_: np.ndarray | None = None
+    # Derived from onehot_ by fit and load, never saved: per category feature, the
+    # output column of each value whose column has a non-zero weight.
+    category_columns_: list[dict[str, int]] = field(default_factory=list, repr=False)
 
     @property
     def used_features_(self) -> list[str]:
@@ -99,6 +102,7 @@ class ItemEncoder:
             ).fit(self._number_matrix(items))
             column_weights.append(np.array([weights[n] for n in self.number_features_], dtype=np.float32))
         self.column_weights_ = np.concatenate(column_weights)
+        self._build_category_columns()
         logger.info(
             "encoder fitted on %d items: %d categorical, %d numeric features, dimension %d",
             items.height, len(self.category_features_), len(self.number_features_), self.dimension_,
@@ -122,9 +126,8 @@ class ItemEncoder:
             if number_frame.select(pl.any_horizontal((pl.all().is_nan() | pl.all().is_infinite()).any())).item():
                 self._check_finite(items)
             numbers = number_frame.to_numpy().astype(np.float64)
-        parts: list[np.ndarray] = []
+        vectors = np.zeros((items.height, self.dimension_), dtype=np.float32)
         if self.onehot_ is not None:
-            categories = self._category_matrix(items)
             unseen = self.unseen_categories(items) if warn_unseen else []
             if unseen:
                 warnings.warn(
@@ -133,10 +136,17 @@ class ItemEncoder:
                     UnseenCategoryWarning,
                     stacklevel=2,
                 )
-            parts.append(self.onehot_.transform(categories))
+            # Same values as OneHotEncoder.transform(...) * column_weights_, without
+            # its per-value Python work: a value's one-hot 1.0 times its weight is the
+            # weight, and rare or unknown values (weight 0 or no column) stay 0.
+            columns = self._category_column_matrix(items)
+            rows = np.arange(items.height)
+            for j in range(columns.shape[1]):
+                known = columns[:, j] >= 0
+                vectors[rows[known], columns[known, j]] = self.column_weights_[columns[known, j]]
         if self.numeric_ is not None:
-            parts.append(self.numeric_.transform(numbers).astype(np.float32))
-        vectors = np.hstack(parts).astype(np.float32, copy=False) * self.column_weights_
+            first = self.dimension_ - len(self.number_features_)
+            vectors[:, first:] = self.numeric_.transform(numbers).astype(np.float32) * self.column_weights_[first:]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return np.ascontiguousarray(vectors / norms, dtype=np.float32)
@@ -189,6 +199,7 @@ class ItemEncoder:
         encoder.onehot_ = state["onehot"]
         encoder.numeric_ = state["numeric"]
         encoder.column_weights_ = np.asarray(state["column_weights"], dtype=np.float32)
+        encoder._build_category_columns()
         return encoder
 
     # --- helpers -------------------------------------------------------------------
@@ -204,6 +215,35 @@ class ItemEncoder:
             for c in self.category_features_
         )
         return frame.to_numpy().astype(object)
+
+    def _category_column_matrix(self, items: pl.DataFrame) -> np.ndarray:
+        """Return, per item and category feature, the output column of its value, or -1 for none."""
+        frame = items.select(
+            pl.col(c).cast(pl.String).str.strip_chars().replace("", None).fill_null(MISSING_CATEGORY)
+            .replace_strict(lookup, default=-1, return_dtype=pl.Int64)
+            for c, lookup in zip(self.category_features_, self.category_columns_)
+        )
+        return frame.to_numpy()
+
+    def _build_category_columns(self) -> None:
+        """Find each category value's output column by transforming the known values with the OneHotEncoder."""
+        self.category_columns_ = []
+        if self.onehot_ is None or self.column_weights_ is None:
+            return
+        offset = 0
+        for j, (categories, width) in enumerate(zip(self.onehot_.categories_, self._onehot_widths())):
+            probe = np.empty((len(categories), len(self.category_features_)), dtype=object)
+            for k, known in enumerate(self.onehot_.categories_):
+                probe[:, k] = known[0]
+            probe[:, j] = categories
+            block = self.onehot_.transform(probe)[:, offset:offset + width]
+            lookup: dict[str, int] = {}
+            for value, row in zip(categories, block):
+                hot = np.flatnonzero(row)
+                if hot.size == 1 and self.column_weights_[offset + hot[0]] != 0:
+                    lookup[str(value)] = int(offset + hot[0])
+            self.category_columns_.append(lookup)
+            offset += width
 
     def _number_matrix(self, items: pl.DataFrame) -> np.ndarray:
         frame = items.select(pl.col(c).cast(pl.Float64, strict=False) for c in self.number_features_)

@@ -83,12 +83,20 @@ def routing_table(views: Views, min_actual_orders: int) -> pl.DataFrame:
     actuals = operation_actuals(views.work_orders, min_orders=min_actual_orders).select(
         "ITEM_CD", "PROC_SEQ", "JOB_CD", "n_actual", "actual_setup_min", "actual_run_min"
     )
-    in_master = views.items.select("ITEM_CD")
+    active = views.active_routings
+    # Validated views already keep only items of the master, sorted by ITEM_CD and
+    # PROC_SEQ. Checking that is cheaper than a join and a sort of every row.
+    routed_codes = active.get_column("ITEM_CD").unique()
+    if not routed_codes.is_in(views.items.get_column("ITEM_CD").implode()).all():
+        active = active.join(views.items.select("ITEM_CD"), on="ITEM_CD", how="semi")
+    if not _sorted_by_item_and_seq(active):
+        active = active.sort("ITEM_CD", "PROC_SEQ")
+    row = pl.int_range(pl.len())
+    first_row_of_item = pl.when(pl.col("ITEM_CD") != pl.col("ITEM_CD").shift(1)).then(row).forward_fill().fill_null(0)
     return (
-        views.active_routings.join(in_master, on="ITEM_CD", how="semi")
-        .sort("ITEM_CD", "PROC_SEQ")
+        active
         .with_columns(
-            pl.int_range(pl.len()).over("ITEM_CD").cast(pl.Int32).alias("pos"),
+            (row - first_row_of_item).cast(pl.Int32).alias("pos"),
             pl.col("SETUP_TIME").alias("setup_min"),
             (pl.col("RUN_TIME") / pl.col("RUN_TIME_QTY").fill_null(1.0)).alias("run_min_per_piece"),
             pl.col("QUEUE_TIME").alias("queue_min"),
@@ -99,6 +107,16 @@ def routing_table(views: Views, min_actual_orders: int) -> pl.DataFrame:
         .with_columns(pl.col("n_actual").fill_null(0))
         .select(ROUTING_TABLE_COLUMNS)
     )
+
+
+def _sorted_by_item_and_seq(routings: pl.DataFrame) -> bool:
+    """Return whether rows are sorted by ITEM_CD, then PROC_SEQ (no null ITEM_CD or PROC_SEQ)."""
+    item, seq = pl.col("ITEM_CD"), pl.col("PROC_SEQ")
+    previous_item, previous_seq = item.shift(1), seq.shift(1)
+    in_order = (item > previous_item) | ((item == previous_item) & (seq >= previous_seq))
+    return bool(routings.select(
+        item.is_not_null().all() & seq.is_not_null().all() & in_order.slice(1).all()
+    ).item())
 
 
 def signature_table(routings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

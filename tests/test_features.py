@@ -96,3 +96,36 @@ def test_corrupt_encoder_file_says_retrain(tmp_path):
     path.write_bytes(b"not a skops file")
     with pytest.raises(ModelCompatibilityError, match="retrain"):
         ItemEncoder.load(path)
+
+
+def test_transform_equals_onehot_encoder_output(tmp_path):
+    # transform maps values to columns itself. It must give exactly what
+    # OneHotEncoder.transform × column weights gives, also for rare, unknown,
+    # blank and missing values, and after a save and load.
+    items = pl.DataFrame({
+        "ITEM_CD": [f"{i:03d}" for i in range(12)],
+        "PART_TYPE": ["FACE", "FACE", "METAL", "METAL", "RARE", None, "FACE", "METAL", " ", "FACE", "METAL", "FACE"],
+        "ITEM_MATERIAL": ["SiC", "SiC", "SUS", "SUS", "WC", "WC", None, "SiC", "SUS", "ONCE", "SiC", "SUS"],
+        "OUTDIAMETER": [10.0, 12.0, None, 30.0, 31.0, 5.0, 6.0, 7.0, 8.0, 9.0, 11.0, 13.0],
+    })
+    queries = pl.DataFrame({
+        "PART_TYPE": ["FACE", "NEW", None, "", "RARE"],
+        "ITEM_MATERIAL": ["SiC", "SiC", "ONCE", None, "unknown"],
+        "OUTDIAMETER": [10.0, None, 3.0, 40.0, 31.0],
+    })
+    encoder = ItemEncoder(FEATURES).fit(items)
+    encoder.save(tmp_path / "encoder.skops")
+    loaded = ItemEncoder.load(tmp_path / "encoder.skops")
+    for frame in (items, queries):
+        complete = encoder._with_all_columns(frame)
+        expected = np.hstack([
+            encoder.onehot_.transform(encoder._category_matrix(complete)),
+            encoder.numeric_.transform(encoder._number_matrix(complete)).astype(np.float32),
+        ]).astype(np.float32) * encoder.column_weights_
+        norms = np.linalg.norm(expected, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        expected = expected / norms
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnseenCategoryWarning)
+            assert np.array_equal(encoder.transform(frame), expected)
+            assert np.array_equal(loaded.transform(frame), expected)
