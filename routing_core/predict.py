@@ -162,6 +162,28 @@ def weighted_quantile(value: str, weight: str, q: float) -> pl.Expr:
     return values.sort_by(values).filter(cumulative >= q * weights.sum() - 1e-12).first()
 
 
+class _CodeLookup:
+    """Find the rows of codes in a code column by binary search instead of a dict of every code."""
+
+    def __init__(self, codes: pl.Series) -> None:
+        if codes.is_sorted():
+            self._codes, self._rows = codes, None
+        else:
+            order = codes.arg_sort()
+            self._codes, self._rows = codes.gather(order), order.to_numpy().astype(np.int64)
+
+    def rows(self, wanted: list[str]) -> np.ndarray:
+        """Return the row of each code (int64), -1 for a code that is not there."""
+        if self._codes.len() == 0 or not wanted:
+            return np.full(len(wanted), -1, dtype=np.int64)
+        targets = pl.Series(wanted, dtype=pl.String)
+        positions = self._codes.search_sorted(targets, side="left").to_numpy().astype(np.int64)
+        positions = np.minimum(positions, self._codes.len() - 1)
+        found = (self._codes.gather(positions) == targets).fill_null(False).to_numpy()
+        rows = positions if self._rows is None else self._rows[positions]
+        return np.where(found, rows, -1)
+
+
 class Predictor:
     """Predict routings with a loaded ModelBundle. Holds lookup tables only; never mutates the bundle."""
 
@@ -169,8 +191,8 @@ class Predictor:
         self.bundle = bundle
         self._features = bundle.encoder.used_features_
         self._numbers = set(bundle.encoder.number_features_)
-        self._item_row = {code: row for row, code in enumerate(bundle.items.get_column("ITEM_CD").to_list())}
-        self._index_row = {code: row for row, code in enumerate(bundle.index_items.get_column("ITEM_CD").to_list())}
+        self._items = _CodeLookup(bundle.items.get_column("ITEM_CD"))
+        self._indexed = _CodeLookup(bundle.index_items.get_column("ITEM_CD"))
         self._signature_of_row = bundle.index_items.get_column("signature_id").to_numpy()
         self._routings, self._route_start, self._route_len = self._routing_offsets(bundle)
         self._item_attributes = bundle.items.select(
@@ -187,17 +209,17 @@ class Predictor:
     def _routing_offsets(bundle: ModelBundle) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         """Return routings sorted by item and position, and each index row's first routing row and length."""
         routings = bundle.routings
-        bounds = routings.with_row_index("_row").group_by("ITEM_CD").agg(
-            pl.col("_row").min().alias("start"), pl.len().alias("length"), pl.col("_row").max().alias("last"),
-        )
-        if not (bounds["last"] - bounds["start"] + 1 == bounds["length"]).all():
+        runs = routings.get_column("ITEM_CD").rle().struct.unnest()
+        if runs.height != runs.get_column("value").n_unique():
+            # An item's operations are not contiguous: sort once, then count again.
             routings = routings.sort("ITEM_CD", "pos")
-            bounds = routings.with_row_index("_row").group_by("ITEM_CD").agg(
-                pl.col("_row").min().alias("start"), pl.len().alias("length")
-            )
-        per_row = bundle.index_items.select("ITEM_CD").join(bounds, on="ITEM_CD", how="left", maintain_order="left")
+            runs = routings.get_column("ITEM_CD").rle().struct.unnest()
+        runs = runs.with_columns((pl.col("len").cum_sum() - pl.col("len")).alias("start"))
+        per_row = bundle.index_items.select("ITEM_CD").join(
+            runs.rename({"value": "ITEM_CD"}), on="ITEM_CD", how="left", maintain_order="left"
+        )
         start = per_row.get_column("start").fill_null(0).to_numpy().astype(np.int64)
-        length = per_row.get_column("length").fill_null(0).to_numpy().astype(np.int64)
+        length = per_row.get_column("len").fill_null(0).to_numpy().astype(np.int64)
         return routings, start, length
 
     # --- public entry points --------------------------------------------------------
@@ -205,15 +227,15 @@ class Predictor:
     def predict_items(self, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
         """Predict for existing items; an item's own routing is never evidence for itself."""
         codes = [str(c).strip() for c in item_codes]
-        rows = [self._item_row.get(code) for code in codes]
-        missing = [code for code, row in zip(codes, rows) if row is None]
+        rows = self._items.rows(codes)
+        missing = [code for code, row in zip(codes, rows) if row < 0]
         if missing:
             shown = ", ".join(missing[:10])
             raise DataError(
                 f"item code not found in the item master: {shown}",
                 rows=[{"ITEM_CD": m, "reason": "not found"} for m in missing],
             )
-        found = self.bundle.items[rows].with_row_index("query").with_columns(pl.col("query").cast(pl.Int64))
+        found = self.bundle.items[rows.tolist()].with_row_index("query").with_columns(pl.col("query").cast(pl.Int64))
         return self._predict(found, item_codes=codes, options=options, report_missing=False)
 
     def predict_attributes(self, attributes: list[dict[str, Any]] | pl.DataFrame, options: PredictionOptions) -> PredictionResult:
@@ -237,7 +259,7 @@ class Predictor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnseenCategoryWarning)
             vectors = self.bundle.encoder.transform(queries, warn_unseen=False)
-        exclude = np.array([self._index_row.get(code, -1) for code in item_codes], dtype=np.int64)
+        exclude = self._indexed.rows(item_codes)
         # The setting is global to the process, so it is set for this index's dimension before each search.
         faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * self.bundle.index.index.d
         similarities, rows = self.bundle.index.search_rows(vectors, options.top_k, exclude_rows=exclude)
@@ -394,8 +416,8 @@ class Predictor:
     def _explain(self, support: pl.DataFrame, queries: pl.DataFrame) -> pl.DataFrame:
         """Add item_nm and the lists of matching and differing attributes to each supporting item."""
         features = self._features
-        item_rows = [self._item_row[code] for code in support.get_column("item_cd").to_list()]
-        theirs = self._item_attributes[item_rows].drop("item_cd")
+        item_rows = self._items.rows(support.get_column("item_cd").to_list())
+        theirs = self._item_attributes[item_rows.tolist()].drop("item_cd")
         mine = queries.select(
             *[
                 (pl.col(c) if c in queries.columns else pl.lit(None))

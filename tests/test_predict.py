@@ -187,3 +187,12 @@ def test_batch_matches_single(predictor):
     assert [c["signature"] for c in batch[1]["candidates"]] == [c["signature"] for c in single["candidates"]]
     assert [c["score"] for c in batch[1]["candidates"]] == pytest.approx([c["score"] for c in single["candidates"]], abs=1e-3)
     assert [c["lead_time_min"] for c in batch[1]["candidates"]] == pytest.approx([c["lead_time_min"] for c in single["candidates"]])
+
+
+def test_code_lookup_sorted_and_unsorted():
+    from routing_core.predict import _CodeLookup
+
+    for codes in (["A1", "A2", "B1"], ["B1", "A1", "A2"]):
+        lookup = _CodeLookup(pl.Series(codes))
+        rows = lookup.rows(["A2", "NOPE", "B1", "0"]).tolist()
+        assert rows == [codes.index("A2"), -1, codes.index("B1"), -1]
