@@ -16,8 +16,8 @@ from routing_core.errors import DataError
 from routing_core.sources import LoadedData, load_views, read_folder, read_item_list
 from routing_core.validation import validate_views
 
-# The shared folder lies beside the repository, both in a work tree and in CI.
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "erp_excerpt" / "P_BOP_PROC_DETAIL.csv"
+# One real routing from the ERP's routing detail table, with personal ids replaced.
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "erp_excerpt" / "P_BOP_PROC_DETAIL.csv"
 
 KOREAN_ITEMS = "품목코드,품목명,재질,외경,외경단위\n000123,카본 링,Carbon,2,inch\n000124,실리콘 씰,SiC,50,mm\n"
 KOREAN_ROUTINGS = (
