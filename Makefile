@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-12)
 PORT ?= 8501
+# Loopback by default; ADDRESS=0.0.0.0 serves the plant network (the app has no login of its own).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: setup run test bench clean
 
@@ -17,7 +19,7 @@ $(STAMP): requirements.txt
 setup: $(STAMP)
 
 run: setup
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 test: setup
 	$(PY) -m pytest -q

@@ -172,7 +172,7 @@ def main() -> None:
         return
 
     lot_col, top_col = st.columns(2)
-    lot_size = lot_col.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, **keep("batch.lot_size", float(settings.default_lot_size)))
+    lot_size = lot_col.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("batch.lot_size", float(settings.default_lot_size)))
     top_k = top_col.slider(tr("predict.top_k"), min_value=1, max_value=50, **keep("batch.top_k", settings.top_k))
     if st.button(tr("batch.run", n=state["items"].height), type="primary", icon=":material/online_prediction:"):
         try:

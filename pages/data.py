@@ -93,18 +93,22 @@ def _report(settings: Settings) -> None:
     if not counts:
         st.success(tr("data.report_empty"))
     else:
-        table = pl.DataFrame({"rule": list(counts), "count": list(counts.values())}).sort("count", descending=True)
-        st.dataframe(
-            table.select(
-                pl.col("rule").map_elements(_rule_name, return_dtype=pl.String).alias(tr("data.rule")),
-                pl.col("rule").alias("rule"),
-                pl.col("count").alias(tr("data.count")),
-            ),
-            hide_index=True, width="stretch",
-        )
+        rules = sorted(counts, key=lambda rule: -counts[rule])
+        # Translated here, in the script thread: a Polars callback would run without the session's language.
+        table = pl.DataFrame({
+            tr("data.rule"): [_rule_name(rule) for rule in rules],
+            "rule": rules,
+            tr("data.count"): [counts[rule] for rule in rules],
+        })
+        st.dataframe(table, hide_index=True, width="stretch")
     if report.rejected is not None and report.rejected.height:
         st.markdown(f"**{tr('data.rejected')}**")
-        st.dataframe(report.rejected, hide_index=True, width="stretch")
+        rejected = report.rejected
+        if "rule" in rejected.columns:
+            names = {rule: _rule_name(rule) for rule in rejected.get_column("rule").unique().to_list()}
+            rejected = rejected.with_columns(pl.col("rule").replace_strict(names, default=pl.col("rule")).alias(tr("data.rule_name")))
+        headers = {c: tr(f"data.rejected_col.{c}") for c in rejected.columns if has_key(f"data.rejected_col.{c}")}
+        st.dataframe(rejected.rename(headers), hide_index=True, width="stretch")
     if report.encodings:
         st.markdown(f"**{tr('data.encodings')}**")
         st.dataframe(pl.DataFrame({"file": list(report.encodings), "encoding": list(report.encodings.values())}), hide_index=True)

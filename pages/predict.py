@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from typing import Any
 
 import plotly.graph_objects as go
@@ -41,11 +42,12 @@ _FLAG_OPTIONS = ["Y", "N"]
 def _pick_existing_item(predictor: Predictor) -> str | None:
     items = predictor.bundle.items
     query = st.text_input(tr("predict.search"), help=tr("predict.search_help"), **keep("predict.search", ""))
-    text = (query or "").strip()
+    # Codes are NFKC-normalised by validation, so full-width input must be too; search ignores case.
+    text = unicodedata.normalize("NFKC", query or "").strip().lower()
     if text:
         matches = items.filter(
-            pl.col("ITEM_CD").str.contains(text, literal=True)
-            | pl.col("ITEM_NM").fill_null("").str.to_lowercase().str.contains(text.lower(), literal=True)
+            pl.col("ITEM_CD").str.to_lowercase().str.contains(text, literal=True)
+            | pl.col("ITEM_NM").fill_null("").str.to_lowercase().str.contains(text, literal=True)
         )
     else:
         matches = items.filter(pl.col("has_routing"))
@@ -428,7 +430,7 @@ def main() -> None:
     with right:
         top_k = st.slider(tr("predict.top_k"), min_value=1, max_value=50, **keep("predict.top_k", settings.top_k))
         max_candidates = st.slider(tr("predict.max_candidates"), min_value=1, max_value=10, **keep("predict.max_candidates", settings.max_candidates))
-        lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, **keep("predict.lot_size", float(settings.default_lot_size)))
+        lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("predict.lot_size", float(settings.default_lot_size)))
     with left:
         if mode == "existing":
             item_cd = _pick_existing_item(predictor)

@@ -124,7 +124,7 @@ def main() -> None:
     c4.metric(tr("times.ratio"), "—" if ratio is None else f"{ratio:.2f}")
     c5.metric(tr("times.zero_good"), f"{count_zero_good_quantity(work_orders) if work_orders is not None else 0:,}")
 
-    lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, **keep("times.lot_size", float(settings.default_lot_size)))
+    lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("times.lot_size", float(settings.default_lot_size)))
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{tr('times.chart_resource')}**")

@@ -141,20 +141,32 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from routing_core.predict import PredictionOptions, Predictor
     from routing_core.registry import load_bundle
+    from routing_core.sources import load_views
     from routing_core.train import ensure_model
 
     settings = _settings(args)
-    ensure_model(settings)
-    predictor = Predictor(load_bundle(settings.model_dir))
     options = PredictionOptions.from_settings(settings, top_k=args.top, lot_size=args.lot_size)
+    loaded = load_views(settings)
+    ensure_model(settings)
+    bundle = load_bundle(settings.model_dir)
+    if bundle.manifest.get("data_fingerprint") != loaded.fingerprint:
+        logger.warning(
+            "model %s was trained on other data than %s; items are looked up in that folder and "
+            "predicted from the model's items (retrain with `train --data` to use this folder's routings)",
+            bundle.version, settings.data_dir,
+        )
+    predictor = Predictor(bundle)
     if args.item:
-        result = predictor.predict_items([args.item], options)
+        result = _predict_existing(predictor, loaded.views.items, args.item, options)
     else:
         from routing_core.sources import read_item_list
 
         new_items, report = read_item_list(Path(args.items_file))
         for note in report.notes:
             logger.warning("%s", note)
+        if report.rejected is not None and report.rejected.height:
+            for row in report.rejected.head(50).iter_rows(named=True):
+                logger.warning("item list row %s left out: %s", row.get("row"), row.get("reason"))
         result = predictor.predict_attributes(new_items, options)
     if args.format == "json":
         payload = result.to_dicts()
@@ -165,6 +177,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         sys.stdout.write(result_rows(result).write_csv())
     return 0
+
+
+def _predict_existing(predictor, items, item_cd: str, options):
+    """Predict an item of the data folder: by code when the model knows it, else from its attributes."""
+    import unicodedata
+
+    import polars as pl
+
+    code = unicodedata.normalize("NFKC", item_cd).strip()
+    if predictor.knows_item(code):
+        return predictor.predict_items([code], options)
+    row = items.filter(pl.col("ITEM_CD") == code)
+    if row.height == 0:
+        raise DataError(f"item code not found in the item master: {code}")
+    return predictor.predict_attributes(row, options)
 
 
 # --- times --------------------------------------------------------------------------
@@ -249,6 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelError, RoutingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, OverflowError) as exc:
+        # Arguments that argparse accepts but a function rejects (sizes, ports, lot sizes).
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

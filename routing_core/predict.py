@@ -12,7 +12,9 @@ supporting item. Everything runs as Polars expressions over all queries at once.
 from __future__ import annotations
 
 import logging
+import math
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +67,7 @@ class PredictionOptions:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         options = cls(**values)
-        if options.lot_size <= 0:
+        if not math.isfinite(options.lot_size) or options.lot_size <= 0:
             raise DataError(f"lot size must be greater than 0, got {options.lot_size}")
         if options.top_k < 1 or options.max_candidates < 1:
             raise DataError("top-K and the number of candidates must be at least 1")
@@ -224,9 +226,13 @@ class Predictor:
 
     # --- public entry points --------------------------------------------------------
 
+    def knows_item(self, item_cd: str) -> bool:
+        """Return whether ``item_cd`` is in the model's item master."""
+        return bool(self._items.rows([item_cd])[0] >= 0)
+
     def predict_items(self, item_codes: list[str], options: PredictionOptions) -> PredictionResult:
         """Predict for existing items; an item's own routing is never evidence for itself."""
-        codes = [str(c).strip() for c in item_codes]
+        codes = [unicodedata.normalize("NFKC", str(c)).strip() for c in item_codes]
         rows = self._items.rows(codes)
         missing = [code for code, row in zip(codes, rows) if row < 0]
         if missing:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from routing_core.config import Settings
-from routing_core.errors import TrainingInProgressError
+from routing_core.errors import DataError, TrainingInProgressError
 from routing_core.evaluate import HEADLINE_METRICS, EvaluationConfig, evaluate_bundle
 from routing_core.features import ItemEncoder
 from routing_core.index import ItemIndex
@@ -162,6 +162,13 @@ def build_bundle(
     """
     timings = timings if timings is not None else {}
     report = progress or (lambda stage, fraction, message: None)
+    if views.items.height == 0:
+        raise DataError("the item master has no valid row; see the validation report on the data page")
+    if views.active_routings.join(views.items.select("ITEM_CD"), on="ITEM_CD", how="semi").height == 0:
+        raise DataError(
+            "no item of the item master has a valid routing, so there is nothing to index; "
+            "see the validation report on the data page"
+        )
 
     with timed("encode", timings):
         report("encode", 0.3, "encoding item attributes")
@@ -176,6 +183,8 @@ def build_bundle(
         routed = items.join(item_signatures, on="ITEM_CD", how="inner")
         if index_item_codes is not None:
             routed = routed.join(pl.DataFrame({"ITEM_CD": index_item_codes}), on="ITEM_CD", how="semi")
+        if routed.height == 0:
+            raise DataError("no item with a routing is left to index")
         vectors = encoder.transform(routed)
 
     with timed("index", timings):
