@@ -83,7 +83,7 @@ def _new_item_form(predictor: Predictor) -> dict[str, object]:
             if name in categories:
                 options = [None] + sorted(str(v) for v in categories[name] if v != MISSING_CATEGORY)
                 attributes[name] = st.selectbox(
-                    tr(f"feature.{name}"), options=options, accept_new_options=True,
+                    tr(f"feature.{name}"), options=options, accept_new_options=True, placeholder=tr("predict.choose_or_type"),
                     format_func=lambda v: "—" if v is None else v, **keep(f"predict.new.{name}", None),
                 )
             else:

@@ -63,7 +63,11 @@ def _resource_chart(by_resource: pl.DataFrame) -> go.Figure:
     figure = go.Figure()
     for kind in KINDS:
         figure.add_bar(name=tr(f"time.{kind}"), x=top["RES_CD"].to_list(), y=top[f"planned_{kind}_min_sum"].fill_null(0).to_list())
-    figure.update_layout(barmode="stack", height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=tr("times.minutes_sum"), legend_orientation="h", legend_traceorder="normal", xaxis_tickangle=-45)
+    figure.update_layout(
+        barmode="stack", height=420, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=tr("times.minutes_sum"),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0, traceorder="normal"), xaxis_tickangle=-45,
+        yaxis_tickformat=",.0f",
+    )
     return figure
 
 
@@ -80,7 +84,10 @@ def _job_chart(by_job: pl.DataFrame) -> go.Figure:
                 arrayminus=(median - top[f"{prefix}_run_min_p25"]).to_list(),
             ),
         )
-    figure.update_layout(barmode="group", height=380, margin=dict(l=10, r=10, t=30, b=10), yaxis_title=tr("times.run_per_piece"), legend_orientation="h", xaxis_tickangle=-45)
+    figure.update_layout(
+        barmode="group", height=420, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=tr("times.run_per_piece"),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0), xaxis_tickangle=-45,
+    )
     return figure
 
 

@@ -118,7 +118,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     if version is None:
         raise ModelError(f"no current model in {settings.model_dir}; train one first or pass --version")
     if not (Path(settings.model_dir) / version).is_dir():
-        raise ModelError(f"model version {version} not found in {settings.model_dir}")
+        raise DataError(f"model version {version} not found in {settings.model_dir}")
     metrics = read_metrics(settings.model_dir, version)
     if metrics is None:
         raise ModelError(f"model version {version} has no metrics.json; train a new version to evaluate it")
