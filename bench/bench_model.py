@@ -38,6 +38,9 @@ from routing_core.predict import PredictionOptions, Predictor  # noqa: E402
 from routing_core.registry import library_versions, load_bundle, read_metrics  # noqa: E402
 from routing_core.sample import generate_sample  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdoc  # noqa: E402  (bench/ is not a package)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SECTION_TITLE = "## Training and accuracy"
 STAGES = ("load", "validate", "encode", "index", "evaluate", "save", "total")
@@ -258,18 +261,8 @@ def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_section(doc: Path, section: str) -> None:
-    """Replace the "Training and accuracy" section of ``doc``, or append it; other sections stay."""
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_TITLE), None)
-    if start is None:
-        new_text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new_lines = lines[:start] + section.rstrip("\n").splitlines() + ([""] + lines[end:] if end < len(lines) else [])
-        new_text = "\n".join(new_lines)
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(new_text.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace this benchmark's section of ``doc``, or append it; other sections stay."""
+    benchdoc.write_section(doc, SECTION_TITLE, section)
 
 
 def main() -> None:

@@ -46,6 +46,9 @@ from odbc_servers import find_postgres_bin, running_postgres  # noqa: E402
 from routing_core import odbc  # noqa: E402
 from routing_core.config import load_settings  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdoc  # noqa: E402  (bench/ is not a package)
+
 SECTION_TITLE = "## ODBC read"
 DEFAULT_ROWS = 1_800_000
 DEFAULT_BATCH_SIZES = (10_000, 50_000, 200_000)
@@ -294,20 +297,8 @@ def _conclusions(results: list[dict[str, Any]]) -> list[str]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the "ODBC read" section of ``path`` (or append it), leaving other sections alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_TITLE), None)
-    if start is None:
-        new_text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = lines[end:]
-        new_text = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + ([""] + tail if tail else [])) + "\n"
-    path.write_text(new_text, encoding="utf-8")
-
-
-# === main =============================================================================
+    """Replace this benchmark's section of ``path``, or append it; other sections stay."""
+    benchdoc.write_section(path, SECTION_TITLE, section)
 
 
 def main() -> None:

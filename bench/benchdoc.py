@@ -1,0 +1,20 @@
+"""Shared by the benchmark scripts: replace one "## " section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_section(doc: Path, title: str, section: str) -> None:
+    """Replace the section whose heading line is ``title`` in ``doc``, or append it; other sections stay."""
+    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == title), None)
+    if start is None:
+        new_text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = lines[end:]
+        new_text = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + ([""] + tail if tail else []))
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(new_text.rstrip("\n") + "\n", encoding="utf-8")
