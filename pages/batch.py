@@ -22,28 +22,31 @@ STATE_KEY = "batch.state"  # the parsed upload and its prediction; survives page
 CHUNK_SIZE = 100
 
 
-def _read_upload() -> dict[str, Any] | None:
-    """Parse a new upload into the page state; return the state (also for an earlier upload)."""
+def _read_upload() -> tuple[dict[str, Any] | None, bool]:
+    """Parse a new upload into the page state; return the state (also for an earlier upload) and whether reading failed.
+
+    A failed upload shows its error here and leaves no state.
+    """
     upload = st.file_uploader(
         tr("batch.upload"), type=["xlsx", "csv", "parquet"], key=UPLOAD_KEY, help=tr("batch.upload_help"),
     )
     state = st.session_state.get(STATE_KEY)
     if upload is None:
-        return state
+        return state, False
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     if state is not None and state["digest"] == digest:
-        return state
+        return state, False
     try:
         items, report = read_item_list(data, upload.name)
     except RoutingError as exc:
         show_error(exc)
         st.session_state.pop(STATE_KEY, None)
-        return None
+        return None, True
     state = {"digest": digest, "file_name": upload.name, "items": items, "report": report,
              "result": None, "version": None, "message": None}
     st.session_state[STATE_KEY] = state
-    return state
+    return state, False
 
 
 def _rule_name(rule: str) -> str:
@@ -162,9 +165,10 @@ def main() -> None:
     if predictor is None:
         return
 
-    state = _read_upload()
+    state, failed = _read_upload()
     if state is None:
-        st.info(tr("batch.no_file"))
+        if not failed:
+            st.info(tr("batch.no_file"))
         return
     _show_upload(state)
     if state["items"].height == 0:

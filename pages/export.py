@@ -128,8 +128,11 @@ def _show_export_error(exc: RoutingError) -> None:
     messages = []
     for row in rows:
         key = f"odbc.rule.{row.get('rule')}"
+        editor_key = f"editor.rule.{row.get('rule')}"
         if has_key(key):
             messages.append(tr(key, column=column_label(row.get("column")), value=row.get("value") or "", reason=row.get("reason") or ""))
+        elif has_key(editor_key):
+            messages.append(tr(editor_key, column=column_label(row.get("column")), value=row.get("value") or ""))
         else:
             messages.append(row.get("reason") or "")
     st.dataframe(

@@ -53,7 +53,12 @@ TIME_COLUMNS = ["SETUP_TIME", "RUN_TIME", "QUEUE_TIME", "WAIT_TIME", "MOVE_TIME"
 REQUIRED_TIME_COLUMNS = ["SETUP_TIME", "RUN_TIME"]
 FLAG_COLUMNS = ["INSIDE_FLG", "INSP_FLG", "MILESTONE_FLG"]
 _NUMBER_COLUMNS = [*TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"]
-
+# Free-text columns of the editor frame, which reach the files trimmed and NFKC-normalised.
+_EDITOR_TEXT_COLUMNS = ["JOB_CD", "JOB_NM", "RES_CD", "WC_CD", "BP_CD"]
+# Excel and LibreOffice read a cell starting with one of these as a formula (CSV
+# injection). A minus sign is harmless only in front of a plain number.
+_FORMULA_START = r"^[=+@\t\r]"
+_PLAIN_NEGATIVE_NUMBER = r"^-(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
 
 
 def _export_dtype(column: str) -> pl.DataType:
@@ -103,6 +108,7 @@ RULES: dict[str, str] = {
     "unknown_time_unit": "TIME_UNIT is not a known unit",
     "invalid_run_time_qty": "RUN_TIME_QTY is not greater than 0",
     "unknown_flag": "the flag is neither Y nor N",
+    "formula_text": "the text starts with =, +, -, @, a tab or a carriage return, so a spreadsheet would run it as a formula",
 }
 PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "ITEM_CD": pl.String(), "ROUT_NO": pl.String(), "PROC_SEQ": pl.Int64(),
@@ -272,6 +278,22 @@ def _time_rules() -> list[_Rule]:
     return rules
 
 
+def _formula_rules(columns: list[str]) -> list[_Rule]:
+    """Return the checks that reject text a spreadsheet would run as a formula.
+
+    The trimmed text is what the files contain, and the untrimmed text catches a
+    leading tab or carriage return.
+    """
+    rules = []
+    for column in columns:
+        untrimmed = pl.col(column).cast(pl.String).str.normalize("NFKC")
+        text = _clean_text(column)
+        dash = text.str.starts_with("-") & (text.str.len_chars() > 1) & ~text.str.contains(_PLAIN_NEGATIVE_NUMBER)
+        formula = untrimmed.str.contains(_FORMULA_START) | text.str.contains(_FORMULA_START) | dash
+        rules.append(_Rule("formula_text", column, formula, _shown(pl.col(column))))
+    return rules
+
+
 def _flag_rules() -> list[_Rule]:
     """Return the checks of INSIDE_FLG (Y/N or 사내/외주), INSP_FLG and MILESTONE_FLG (Y/N spellings)."""
     rules = []
@@ -289,7 +311,7 @@ def _operation_rules(group: list[pl.Expr]) -> list[_Rule]:
         _Rule("missing_job_cd", "JOB_CD", _clean_text("JOB_CD").is_null(), _shown(pl.col("JOB_CD"))),
         _Rule("missing_res_cd", "RES_CD", _clean_text("RES_CD").is_null(), _shown(pl.col("RES_CD"))),
     ]
-    return [*_sequence_rules(group), *codes, *_time_rules(), *_flag_rules()]
+    return [*_sequence_rules(group), *codes, *_time_rules(), *_flag_rules(), *_formula_rules(_EDITOR_TEXT_COLUMNS)]
 
 
 def _problems(frame: pl.DataFrame, rules: list[_Rule]) -> pl.DataFrame:
@@ -334,7 +356,9 @@ def check_operations(frame: pl.DataFrame) -> pl.DataFrame:
     limits that validation applies when the rows are read back
     (``validation.MAX_RUN_MIN_PER_PIECE``, ``validation.MAX_WAIT_MIN``); RUN_TIME_QTY
     > 0; TIME_UNIT empty (minutes) or a known unit; flags Y/N (INSIDE_FLG also
-    사내/외주). A routing without operations is one problem with ``row`` null.
+    사내/외주); no text value that starts with =, +, @, a tab, a carriage return
+    or a minus sign before anything but a plain number, because Excel would run
+    it as a formula when it opens the CSV file. A routing without operations is one problem with ``row`` null.
     Columns of the result are ``PROBLEM_SCHEMA``; ``row`` is the 0-based position
     in ``frame``.
     """
@@ -358,6 +382,7 @@ def check_export(rows: pl.DataFrame) -> pl.DataFrame:
     rules = [
         _Rule("missing_item_cd", "ITEM_CD", _clean_text("ITEM_CD").is_null(), pl.lit(None, pl.String)),
         _Rule("missing_rout_no", "ROUT_NO", _clean_text("ROUT_NO").is_null(), pl.lit(None, pl.String)),
+        *_formula_rules(["ITEM_CD", "ROUT_NO"]),
         *_operation_rules([_clean_text("ITEM_CD"), _clean_text("ROUT_NO")]),
     ]
     return _problems(rows, rules)

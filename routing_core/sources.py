@@ -21,6 +21,7 @@ from routing_core import schema
 from routing_core.config import Settings, object_basename
 from routing_core.errors import DataError, SourceUnavailableError
 from routing_core.validation import (
+    SOURCE_PROBLEM_COLUMN,
     RawViews,
     ValidationReport,
     Views,
@@ -40,6 +41,7 @@ FILE_SUFFIXES = (".parquet", ".xlsx", ".csv")
 # EUC-KR) that Korean Excel writes.
 CSV_ENCODINGS = ("utf-8-sig", "utf-8", "cp949")
 _UTF8_BOM = b"\xef\xbb\xbf"
+_ZIP_SIGNATURE = b"PK\x03\x04"
 _CSV_SEPARATORS = (",", "\t", ";", "|")
 
 DEFAULT_VIEW_NAMES = (schema.ITEM_VIEW, schema.ROUTING_VIEW, schema.WORK_ORDER_VIEW)
@@ -127,29 +129,50 @@ def _read_file(path: Path, data: bytes | None = None) -> tuple[pl.DataFrame, str
         if suffix == ".parquet":
             return pl.read_parquet(source), None
         if suffix == ".xlsx":
-            return _read_xlsx(source), None
+            return _read_xlsx(source, path), None
         return _read_csv(path, data)
     except DataError:
         raise
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+        raise DataError(f"cannot read {path}: {_first_line(exc)}") from exc
 
 
-def _read_xlsx(path: Path | io.BytesIO) -> pl.DataFrame:
+def _read_xlsx(source: Path | io.BytesIO, path: Path) -> pl.DataFrame:
     """Read the first sheet of a workbook with every column as text.
 
     Numeric cells arrive as their text (``10``, ``12.5``) and date cells as Excel
-    serial numbers, which validation converts.
+    serial numbers, which validation converts. ``path`` names the file in
+    messages. Raises DataError when the content is not a workbook that calamine
+    can open, such as a CSV file renamed to .xlsx.
     """
-    return pl.read_excel(
-        path,
-        sheet_id=1,
-        engine="calamine",
-        infer_schema_length=0,
-        drop_empty_rows=True,
-        drop_empty_cols=False,
-        raise_if_empty=False,
-    )
+    from fastexcel import FastExcelError
+
+    try:
+        return pl.read_excel(
+            source,
+            sheet_id=1,
+            engine="calamine",
+            infer_schema_length=0,
+            drop_empty_rows=True,
+            drop_empty_cols=False,
+            raise_if_empty=False,
+        )
+    except FastExcelError as exc:
+        head = source.getvalue()[:4] if isinstance(source, io.BytesIO) else _file_head(source)
+        hint = "" if head.startswith(_ZIP_SIGNATURE) else " (an .xlsx file is a zip archive, but this file is not one)"
+        raise DataError(f"cannot read {path.name} as an Excel workbook: {_first_line(exc)}{hint}") from exc
+
+
+def _file_head(path: Path) -> bytes:
+    """Return the first four bytes of the file at ``path``."""
+    with path.open("rb") as handle:
+        return handle.read(4)
+
+
+def _first_line(exc: Exception) -> str:
+    """Return the first non-empty line of an exception message, at most 200 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _read_csv(path: Path, data: bytes | None = None) -> tuple[pl.DataFrame, str]:
@@ -157,46 +180,108 @@ def _read_csv(path: Path, data: bytes | None = None) -> tuple[pl.DataFrame, str]
     data = path.read_bytes() if data is None else data
     encoding, utf8 = _decode_csv(path, data)
     separator = _guess_separator(utf8)
-    frame = pl.read_csv(
-        utf8,
-        separator=separator,
-        infer_schema=False,
-        truncate_ragged_lines=False,
-        raise_if_empty=False,
-    )
+    try:
+        frame = pl.read_csv(
+            utf8,
+            separator=separator,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        frame = _read_ragged_csv(path, utf8, separator)
+        if frame is None:
+            raise DataError(f"cannot read {path.name} as CSV: {_first_line(exc)}") from exc
     return frame, encoding
 
 
+def _read_ragged_csv(path: Path, utf8: bytes, separator: str) -> pl.DataFrame | None:
+    """Read CSV whose lines may have more fields than the header; return None when no line does.
+
+    Each line with more non-empty fields than the header gets a reason in
+    ``SOURCE_PROBLEM_COLUMN``, so validation rejects that row and keeps the
+    others. Extra fields that are empty (``a,b,c,,``) are ignored. The line
+    number counts line breaks inside quoted fields.
+    """
+    # NOTE: the widest physical line bounds the fields of a record unless a quoted field
+    # spans lines. A longer record fails this read too, and the caller reports the file
+    # as unreadable without a line number.
+    lines = pl.Series(utf8.decode("utf-8").split("\n"))
+    try:
+        header = pl.read_csv(utf8, separator=separator, infer_schema=False, n_rows=0).columns
+        width = max(len(header), int(lines.str.count_matches(separator, literal=True).max() or 0) + 1)
+        names = [f"field_{i}" for i in range(width)]
+        records = pl.read_csv(
+            utf8,
+            separator=separator,
+            has_header=False,
+            schema={name: pl.String for name in names},
+            missing_columns="insert",
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+
+    header_lines = 1 + sum(name.count("\n") for name in header)
+    record_lines = 1 + pl.sum_horizontal([pl.col(n).str.count_matches("\n").fill_null(0) for n in names])
+    first_line = header_lines + 1 + record_lines.cum_sum() - record_lines
+    fields = pl.max_horizontal([pl.when(pl.col(n).is_not_null()).then(i + 1) for i, n in enumerate(names)])
+    reason = pl.format("line {} has {} fields, header has {}", first_line, fields, pl.lit(len(header)))
+    data = records.slice(1).with_columns(
+        pl.when(fields > len(header)).then(reason).otherwise(None).alias(SOURCE_PROBLEM_COLUMN)
+    )
+    ragged = data.get_column(SOURCE_PROBLEM_COLUMN).drop_nulls()
+    if ragged.is_empty():
+        return None
+    logger.warning("%s: %d lines have more fields than the header, first: %s", path, ragged.len(), ragged[0])
+    return data.select(
+        *[pl.col(n).alias(h) for n, h in zip(names[: len(header)], header, strict=True)], SOURCE_PROBLEM_COLUMN
+    )
+
+
 def _decode_csv(path: Path, data: bytes) -> tuple[str, bytes]:
-    """Detect the encoding of CSV bytes; return it and the content as UTF-8 without BOM."""
+    """Detect the encoding of CSV bytes; return it and the content as UTF-8 without BOM.
+
+    Raises DataError naming the file when the bytes contain NUL (binary data or
+    UTF-16 text), and when they decode in none of ``CSV_ENCODINGS``. The message
+    gives the byte offset and line where each encoding failed.
+    """
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"cannot read {path.name} as CSV text: it contains a NUL byte at byte {nul} "
+            f"(line {_line_of(data, nul)}), so it is binary data or UTF-16 text; "
+            "save it as CSV UTF-8 (or CP949), or upload the workbook as .xlsx"
+        )
     if data.startswith(_UTF8_BOM):
         body = data[len(_UTF8_BOM):]
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path} starts with a UTF-8 BOM but is not valid UTF-8: {exc}") from exc
+            offset = exc.start + len(_UTF8_BOM)
+            raise DataError(
+                f"{path.name} starts with a UTF-8 BOM but is not valid UTF-8: "
+                f"byte {offset} (line {_line_of(data, offset)}) cannot be decoded"
+            ) from exc
         return "utf-8-sig", body
-    try:
-        data.decode("utf-8")
-        return "utf-8", data
-    except UnicodeDecodeError:
-        pass
-    try:
-        return "cp949", data.decode("cp949").encode("utf-8")
-    except UnicodeDecodeError:
-        pass
+
+    failures = []
+    for encoding in ("utf-8", "cp949"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            failures.append(f"as {encoding.upper()} byte {exc.start} (line {_line_of(data, exc.start)}) cannot be decoded")
+            continue
+        return encoding, data if encoding == "utf-8" else text.encode("utf-8")
     raise DataError(
-        f"{path} is neither UTF-8 nor CP949 text{_encoding_hint(data)}; "
-        "save it as CSV UTF-8 (or CP949) and try again"
+        f"{path.name} is neither UTF-8 nor CP949 text: {'; '.join(failures)}. "
+        "Save it as CSV UTF-8 (or CP949) and try again"
     )
 
 
-def _encoding_hint(data: bytes) -> str:
-    """Return ' (it looks like <encoding>)' from charset-normalizer, or '' when it has no guess."""
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[:200_000]).best()
-    return f" (it looks like {best.encoding})" if best is not None else ""
+def _line_of(data: bytes, offset: int) -> int:
+    """Return the 1-based line number of byte ``offset`` in ``data``."""
+    return data.count(b"\n", 0, offset) + 1
 
 
 def _guess_separator(data: bytes) -> str:
@@ -218,7 +303,8 @@ def read_item_list(source: Path | bytes, filename: str | None = None) -> tuple[p
 
     Rows keep the file's order. When the file has no ITEM_CD column, the items get
     the codes ``NEW-1``, ``NEW-2`` … in file order; rows with an empty ITEM_CD in a
-    file that has the column are rejected and counted in the report. Raises
+    file that has the column are rejected and counted in the report, and so are
+    CSV lines with more fields than the header (rule ``ragged_line``). Raises
     DataError when the file is missing, unreadable or has no data rows.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -246,7 +332,7 @@ def read_item_list(source: Path | bytes, filename: str | None = None) -> tuple[p
 
 def _sniff_suffix(data: bytes) -> str:
     """Return the file suffix that the first bytes suggest: ``.xlsx`` (zip), ``.parquet`` or ``.csv``."""
-    if data.startswith(b"PK\x03\x04"):
+    if data.startswith(_ZIP_SIGNATURE):
         return ".xlsx"
     if data.startswith(b"PAR1"):
         return ".parquet"

@@ -35,6 +35,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
+from collections.abc import Sequence
 from time import perf_counter
 from typing import Any
 
@@ -66,10 +67,16 @@ _EXCEL_MAX_SERIAL = 2_958_465  # 9999-12-31
 
 INCH_TO_MM = 25.4
 
+# Optional column a reader adds to a raw view: a reason for rows that the file
+# itself broke (such as a CSV line with more fields than the header), else null.
+# Validation rejects those rows under the rule ``ragged_line``.
+SOURCE_PROBLEM_COLUMN = "__source_problem"
+
 # Rule name -> (action, English description). Actions: "rejected" (the row is left
 # out), "removed" (a duplicate row is left out), "changed" (a value was set or
 # converted and the row kept), "reported" (nothing changed in the row).
 RULES: dict[str, tuple[str, str]] = {
+    "ragged_line": ("rejected", "the CSV line has more fields than the header"),
     "missing_item_cd": ("rejected", "ITEM_CD is empty"),
     "missing_proc_seq": ("rejected", "PROC_SEQ is empty"),
     "missing_job_cd": ("rejected", "JOB_CD is empty"),
@@ -330,6 +337,29 @@ def canonical_column(header: str) -> str | None:
     return _HEADER_LOOKUP.get(_header_key(header))
 
 
+# Column lists in messages show at most this many names, each cut to this many characters,
+# so a binary file read as CSV (thousands of junk headers) still gives a short message.
+MAX_LISTED_COLUMNS = 10
+MAX_LISTED_COLUMN_CHARS = 40
+
+
+def format_column_list(columns: Sequence[str]) -> str:
+    """Join column names for a message: at most ``MAX_LISTED_COLUMNS`` names, each cut to
+    ``MAX_LISTED_COLUMN_CHARS`` characters, then "… and N more".
+
+    Characters that cannot be printed show as "?", and no columns give "(none)".
+    """
+    if not columns:
+        return "(none)"
+    shown = []
+    for name in columns[:MAX_LISTED_COLUMNS]:
+        cut = name[:MAX_LISTED_COLUMN_CHARS] + ("…" if len(name) > MAX_LISTED_COLUMN_CHARS else "")
+        # Control characters and line breaks would break the one-line message.
+        shown.append("".join(ch if ch.isprintable() else "?" for ch in cut))
+    rest = len(columns) - len(shown)
+    return ", ".join(shown) + (f" … and {rest} more" if rest else "")
+
+
 def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport) -> pl.DataFrame:
     """Rename alias headers, drop extra columns and add missing optional ones as nulls."""
     wanted = schema.VIEW_COLUMNS[view]
@@ -347,14 +377,13 @@ def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport)
         report.notes.append(f"{view}: headers read as view columns: {', '.join(renamed)}")
     extra = [c for c in frame.columns if c not in chosen.values()]
     if extra:
-        shown = ", ".join(extra[:12]) + (", …" if len(extra) > 12 else "")
-        report.notes.append(f"{view}: {len(extra)} columns not used and dropped: {shown}")
+        report.notes.append(f"{view}: {len(extra)} columns not used and dropped: {format_column_list(extra)}")
 
     missing_required = [c for c in _REQUIRED_COLUMNS[view] if c not in chosen]
     if missing_required:
         raise DataError(
             f"{view} lacks the required column {', '.join(missing_required)}; "
-            f"columns found: {', '.join(frame.columns) or '(none)'}",
+            f"columns found: {format_column_list(frame.columns)}",
             rows=[{"view": view, "column": c, "reason": "required column missing"} for c in missing_required],
         )
     missing = [c for c in wanted if c not in chosen]
@@ -602,13 +631,14 @@ def _validate_view(
         report.row_counts[view] = {"input": 0, "output": 0}
         return _finish(_empty_working_frame(view), view, keep_order), pl.DataFrame(schema=_REJECTED_SCHEMA)
 
-    frame = _normalise_headers(frame, view, report)
+    source_problems = _source_problems(frame)
+    frame = _normalise_headers(frame.drop(SOURCE_PROBLEM_COLUMN, strict=False), view, report)
     cleaned, bad_columns = _clean_frame(frame)
     if view == schema.ROUTING_VIEW:
         cleaned = _convert_routing_times(cleaned)
     elif view == schema.ITEM_VIEW:
         cleaned = _convert_item_lengths(cleaned)
-    judged = _judge_rows(cleaned.collect(), view, bad_columns)
+    judged = _judge_rows(cleaned.collect().join(source_problems, on=_ROW, how="left"), view, bad_columns)
 
     # Reasons are built for the left-out rows only, since most rows pass.
     left_out_columns = [_ROW, "ITEM_CD", *(["ROUT_NO"] if view == schema.ROUTING_VIEW else []), "__rule", "__reason"]
@@ -627,6 +657,15 @@ def _validate_view(
         _count_routing_order(result, left_out, report)
     report.row_counts[view] = {"input": input_rows, "output": result.height}
     return result, _rejected_rows(left_out, view)
+
+
+def _source_problems(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return ``__row`` (1-based) and ``SOURCE_PROBLEM_COLUMN`` of ``frame``, the column null when absent."""
+    problem = (
+        pl.col(SOURCE_PROBLEM_COLUMN).cast(pl.String) if SOURCE_PROBLEM_COLUMN in frame.columns
+        else pl.lit(None, pl.String).alias(SOURCE_PROBLEM_COLUMN)
+    )
+    return frame.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias(_ROW), problem)
 
 
 def _empty_working_frame(view: str) -> pl.DataFrame:
@@ -760,7 +799,10 @@ def _reasons(left_out: pl.DataFrame, view: str, bad_columns: list[str]) -> pl.Ex
 
 def _reject_rules(view: str, bad_columns: list[str]) -> list[_RejectRule]:
     """Return the rejection rules of ``view`` in the order they are checked."""
-    rules = [_RejectRule("missing_item_cd", pl.col("ITEM_CD").is_null(), pl.lit("ITEM_CD is empty"))]
+    rules = [
+        _RejectRule("ragged_line", pl.col(SOURCE_PROBLEM_COLUMN).is_not_null(), pl.col(SOURCE_PROBLEM_COLUMN)),
+        _RejectRule("missing_item_cd", pl.col("ITEM_CD").is_null(), pl.lit("ITEM_CD is empty")),
+    ]
     required_numbers = [c for c in _REQUIRED_NUMBERS[view] if c in bad_columns]
 
     if view in (schema.ROUTING_VIEW, schema.WORK_ORDER_VIEW):

@@ -116,6 +116,45 @@ def test_check_reports_empty_routing() -> None:
     assert problems["row"].to_list() == [None]
 
 
+@pytest.mark.parametrize("value", [
+    "=cmd|' /C calc'!A0", "=HYPERLINK(\"http://x\",\"y\")", "@SUM(A1)", "+2+3", "-2+3", "-A100",
+    "\tG10", "\r=1+1", "  =1+1", "＝1+1",
+])
+def test_check_rejects_formula_text(value: str) -> None:
+    ops = _good_ops().with_columns(pl.Series("JOB_NM", [value, "검사"]))
+
+    problems = check_operations(ops)
+
+    assert _rules(problems) == [(0, "formula_text", "JOB_NM")]
+    assert "formula" in problems["reason"][0]
+
+
+@pytest.mark.parametrize("value", ["-5", "-12.5", "-.5", "-", "G-10", "연삭 = 2차", "SEAL+"])
+def test_check_accepts_text_that_is_no_formula(value: str) -> None:
+    ops = _good_ops().with_columns(pl.Series("BP_CD", [value, None]))
+
+    assert check_operations(ops).height == 0
+
+
+def test_files_reject_formula_in_item_cd() -> None:
+    batch = build_export([BasketRouting("A1", "01", _good_ops()), BasketRouting("@A2", "01", _good_ops())])
+
+    assert not batch.ok
+    assert sorted(set(_rules(batch.problems))) == [(2, "formula_text", "ITEM_CD"), (3, "formula_text", "ITEM_CD")]
+    for write in (export.to_csv, export.to_xlsx):
+        with pytest.raises(ExportError) as raised:
+            write(batch)
+        assert {r["rule"] for r in raised.value.rows} == {"formula_text"}
+
+
+def test_every_export_rule_has_locale_text() -> None:
+    from routing_core.i18n import has_key
+
+    for rule in export.RULES:
+        assert has_key(f"editor.rule.{rule}", "ko"), rule
+        assert has_key(f"editor.rule.{rule}", "en"), rule
+
+
 def test_renumber_sorts_then_numbers_in_tens() -> None:
     ops = _good_ops().with_columns(pl.Series("PROC_SEQ", [25, 5]))
     renumbered = export.renumber_operations(ops)

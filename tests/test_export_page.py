@@ -182,7 +182,7 @@ def test_batch_page_adds_all(app: AppTest) -> None:
         ",코드 없음,FACE,SiC,50\n"
     ).encode("cp949")
     items, report = read_item_list(upload, "new_items.csv")
-    # The file uploader cannot be driven by AppTest, so the parsed upload is placed where the page keeps it.
+    # The parsed upload is placed where the page keeps it, so this test skips the upload widget.
     app.session_state["batch.state"] = {
         "digest": "test", "file_name": "new_items.csv", "items": items, "report": report,
         "result": None, "version": None, "message": None,
@@ -224,3 +224,38 @@ def test_form_adds_and_deletes_operation(app: AppTest) -> None:
     _button(app, key_prefix="editor.add.").click()
     app.run()
     assert "Z99" not in app.session_state["export.basket"].get(item).operations["JOB_CD"].to_list()
+
+
+def _upload(app: AppTest, name: str, data: bytes) -> None:
+    app.switch_page("pages/batch.py").run()
+    assert not app.exception, app.exception
+    app.file_uploader(key="batch.upload").upload(name, data).run()
+    assert not app.exception, app.exception
+
+
+def test_batch_upload_headers_only_shows_error_only(app: AppTest) -> None:
+    _upload(app, "new_items.csv", "품목코드,재질\n".encode("cp949"))
+
+    assert app.error, "the upload error is not shown"
+    assert "new_items.csv has no data rows" in " ".join(m.value for m in app.markdown)
+    assert not any("파일을 올리면" in i for i in _texts(app.info))
+
+
+def test_batch_upload_not_xlsx_is_data_error(app: AppTest) -> None:
+    _upload(app, "new_items.xlsx", b"ITEM_CD,PART_TYPE\nA1,FACE\n")
+
+    errors = _texts(app.error)
+    assert errors
+    assert not any("예기치 않은" in e for e in errors)
+    details = " ".join(m.value for m in app.markdown)
+    assert "cannot read new_items.xlsx as an Excel workbook" in details
+
+
+def test_batch_rejected_rows_show_korean_rule(app: AppTest) -> None:
+    _upload(app, "new_items.csv", "ITEM_CD,PART_TYPE\nN-1,FACE\nN-2,FACE,EXTRA\n".encode())
+
+    assert any("제외한 행 1개" in e for e in _texts(app.error))
+    table = app.dataframe[0].value
+    messages = " ".join(str(v) for v in table.to_numpy().ravel())
+    assert "CSV 줄의 필드 수가 머리글보다 많음" in messages
+    assert "line 3 has 3 fields, header has 2" in messages

@@ -284,3 +284,97 @@ def test_read_item_list_from_upload_bytes(tmp_path: Path) -> None:
 
     assert items["ITEM_CD"].to_list() == ["000777"]
     assert items["OUTDIAMETER"].to_list() == [12.0]
+
+
+# --- unreadable and broken files -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"ITEM_CD,PART_TYPE\nA1,RING\n", bytes(range(256)) * 8, b"PK\x03\x04" + b"\x07" * 300])
+def test_item_list_not_xlsx_rejected(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(DataError, match=r"cannot read items\.xlsx as an Excel workbook: ") as from_bytes:
+        read_item_list(data, "items.xlsx")
+    path = tmp_path / "items.xlsx"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=r"cannot read items\.xlsx as an Excel workbook: ") as from_path:
+        read_item_list(path)
+
+    for raised in (from_bytes, from_path):
+        assert "\n" not in str(raised.value)
+        assert len(str(raised.value)) < 300
+
+
+def test_item_list_binary_csv_rejected() -> None:
+    data = b"ITEM_CD,PART_TYPE\n" + bytes(range(256)) * 200
+
+    with pytest.raises(DataError, match=r"cannot read junk\.csv as CSV text: it contains a NUL byte at byte 18 \(line 2\)") as raised:
+        read_item_list(data, "junk.csv")
+
+    assert len(str(raised.value)) < 300
+
+
+def test_unknown_encoding_names_offsets() -> None:
+    data = "ITEM_CD\n가나\n".encode("cp949") + b"A1\n\xff\xfe\n"
+
+    with pytest.raises(DataError) as raised:
+        read_item_list(data, "items.csv")
+
+    message = str(raised.value)
+    assert "items.csv is neither UTF-8 nor CP949 text" in message
+    assert "as UTF-8 byte 8 (line 2)" in message
+    assert "as CP949 byte 16 (line 4)" in message
+    assert "looks like" not in message
+
+
+def test_ragged_csv_rejects_only_long_lines(tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    path.write_text('ITEM_CD,PART_TYPE\nA1,RING\nA2,SEAT,EXTRA\n"A3",",\nquoted"\nA4,RING,,\nA5,RING,1,2\n', encoding="utf-8")
+
+    items, report = read_item_list(path)
+
+    assert items["ITEM_CD"].to_list() == ["A1", "A3", "A4"]
+    assert items["PART_TYPE"].to_list() == ["RING", ",\nquoted", "RING"]
+    assert report.rule_counts == {"ragged_line": 2}
+    rejected = report.rejected.select("row", "ITEM_CD", "rule", "reason").rows()
+    assert rejected == [
+        (2, "A2", "ragged_line", "line 3 has 3 fields, header has 2"),
+        (5, "A5", "ragged_line", "line 7 has 4 fields, header has 2"),
+    ]
+    assert "truncate_ragged_lines" not in " ".join(report.notes)
+
+
+def test_ragged_routing_file_in_folder(tmp_path: Path) -> None:
+    _write_csv(tmp_path / "BI_ITEM_INFO_VIEW.csv", KOREAN_ITEMS, "utf-8")
+    broken = KOREAN_ROUTINGS + "000124,R1,10,F61-1,선삭,CNC-02,사내,분,1,0.5,99\n"
+    _write_csv(tmp_path / "BI_ROUTING_VIEW.csv", broken, "cp949")
+
+    views, report = validate_views(read_folder(tmp_path)[0])
+
+    assert views.routings.height == 2
+    assert report.view_rule_counts[schema.ROUTING_VIEW]["ragged_line"] == 1
+    assert report.rejected.filter(pl.col("rule") == "ragged_line")["reason"].to_list() == ["line 4 has 11 fields, header has 10"]
+
+
+def test_missing_column_message_is_capped(tmp_path: Path) -> None:
+    header = ",".join(f"junk{i}_" + "x" * 60 for i in range(500))
+    _write_csv(tmp_path / "BI_ITEM_INFO_VIEW.csv", f"{header}\n" + ",".join("1" for _ in range(500)) + "\n", "utf-8")
+    _write_csv(tmp_path / "BI_ROUTING_VIEW.csv", KOREAN_ROUTINGS, "utf-8")
+
+    with pytest.raises(DataError) as raised:
+        validate_views(read_folder(tmp_path)[0])
+
+    message = str(raised.value)
+    assert len(message) < 800
+    assert "… and 490 more" in message
+    assert "junk0_" + "x" * 34 + "…" in message
+    assert "junk0_" + "x" * 35 not in message
+
+
+def test_unreadable_csv_one_line_error() -> None:
+    # A long record whose quoted field spans lines is beyond what the ragged-line reader handles.
+    data = b'ITEM_CD,PART_TYPE\nA1,"x\ny",z,w\n'
+
+    with pytest.raises(DataError, match=r"cannot read items\.csv as CSV: ") as raised:
+        read_item_list(data, "items.csv")
+
+    assert "\n" not in str(raised.value)
+    assert "truncate_ragged_lines" not in str(raised.value)

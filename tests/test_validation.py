@@ -14,8 +14,10 @@ from routing_core.errors import DataError
 from routing_core.validation import (
     MAX_STORED_PER_RULE,
     RULES,
+    SOURCE_PROBLEM_COLUMN,
     RawViews,
     data_fingerprint,
+    format_column_list,
     validate_items,
     validate_views,
 )
@@ -644,3 +646,26 @@ def test_validate_items_keeps_order() -> None:
     assert items["OUTDIAMETER"].to_list() == pytest.approx([50.8, 1.0, 3.0])
     assert items.schema == schema.clean_schema(schema.ITEM_VIEW)
     assert report.rule_counts["inch_converted_to_mm"] == 1
+
+
+def test_column_list_capped_and_printable() -> None:
+    names = ["A\nB", "x" * 45, *[f"C{i}" for i in range(20)]]
+
+    shown = format_column_list(names)
+
+    assert shown.startswith("A?B, " + "x" * 40 + "…, C0, ")
+    assert shown.endswith("C7 … and 12 more")
+    assert format_column_list([]) == "(none)"
+    assert format_column_list(["A", "B"]) == "A, B"
+
+
+def test_source_problem_rejects_row() -> None:
+    frame = _items(["A1", "A2", "A3"]).with_columns(
+        pl.Series(SOURCE_PROBLEM_COLUMN, [None, "line 3 has 4 fields, header has 2", None], dtype=pl.String)
+    )
+
+    items, report = validate_items(frame)
+
+    assert items["ITEM_CD"].to_list() == ["A1", "A3"]
+    assert report.rejected.select("row", "rule", "reason").rows() == [(2, "ragged_line", "line 3 has 4 fields, header has 2")]
+    assert not any(SOURCE_PROBLEM_COLUMN in note for note in report.notes)
