@@ -657,10 +657,15 @@ def lead_time_min(routings: FrameLike, lot_size: float = 1.0) -> pl.DataFrame:
     ITEM_CD, ROUT_NO.
     """
     _check_lot_size(lot_size)
-    queue, setup, run, wait, move = _lead_time_parts(lot_size)
+    parts = _lead_time_parts(lot_size)
+    names = ["planned_queue_min", "planned_setup_min", "planned_run_min", "planned_wait_min", "planned_move_min"]
 
-    def total(expr: pl.Expr) -> pl.Expr:
-        return pl.when(expr.count() > 0).then(expr.sum())
+    # Bit i is set when part i has a non-null value in the routing, so one aggregation replaces five counts.
+    # The lead time is the sum of the part sums, null when no bit is set.
+    present = pl.sum_horizontal(
+        [part.is_not_null().cast(pl.UInt8) * (1 << bit) for bit, part in enumerate(parts)]
+    ).cast(pl.UInt8)
+    mask = pl.col("__present")
 
     keys = ["ITEM_CD", "ROUT_NO"]
     return (
@@ -668,12 +673,14 @@ def lead_time_min(routings: FrameLike, lot_size: float = 1.0) -> pl.DataFrame:
         .group_by(keys)
         .agg(
             pl.len().cast(pl.Int64).alias("n_operations"),
-            total(queue).alias("planned_queue_min"),
-            total(setup).alias("planned_setup_min"),
-            total(run).alias("planned_run_min"),
-            total(wait).alias("planned_wait_min"),
-            total(move).alias("planned_move_min"),
-            total(lead_time_expr(lot_size)).alias("lead_time_min"),
+            *[part.sum().alias(name) for part, name in zip(parts, names, strict=True)],
+            present.bitwise_or().alias("__present"),
+        )
+        .select(
+            *keys,
+            "n_operations",
+            *[pl.when((mask & (1 << bit)) != 0).then(pl.col(name)).alias(name) for bit, name in enumerate(names)],
+            pl.when(mask != 0).then(pl.sum_horizontal(names)).alias("lead_time_min"),
         )
         .sort(keys, nulls_last=True)
         .collect()
