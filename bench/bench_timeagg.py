@@ -42,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from routing_core import timeagg  # noqa: E402
 from routing_core.schema import TIME_UNIT_TO_MINUTES  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchdoc  # noqa: E402  (bench/ is not a package)
+
 SIZES = (50_000, 1_000_000, 3_000_000)
 WORK_ORDERS_PER_OPERATION = 0.5
 GROUP_KEYS = ["JOB_CD", "RES_CD"]
@@ -694,18 +697,8 @@ def _target_lines(rows: list[dict]) -> list[str]:
 
 
 def write_section(doc: Path, section: str) -> None:
-    """Replace the "Time aggregation" section of ``doc``, or append it; other sections stay."""
-    text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION_TITLE), None)
-    if start is None:
-        new_text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new_lines = lines[:start] + section.rstrip("\n").splitlines() + ([""] + lines[end:] if end < len(lines) else [])
-        new_text = "\n".join(new_lines) + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(new_text, encoding="utf-8")
+    """Replace this benchmark's section of ``doc``, or append it; other sections stay."""
+    benchdoc.write_section(doc, SECTION_TITLE, section)
 
 
 def main() -> None:
