@@ -180,13 +180,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_existing(predictor, items, item_cd: str, options):
-    """Predict an item of the data folder: by code when the model knows it, else from its attributes."""
+    """Predict an item of the data folder: by code when the model has it, else from its attributes."""
     import unicodedata
 
     import polars as pl
 
     code = unicodedata.normalize("NFKC", item_cd).strip()
-    if predictor.knows_item(code):
+    if predictor.has_item(code):
         return predictor.predict_items([code], options)
     row = items.filter(pl.col("ITEM_CD") == code)
     if row.height == 0:

@@ -226,7 +226,7 @@ class Predictor:
 
     # --- public entry points --------------------------------------------------------
 
-    def knows_item(self, item_cd: str) -> bool:
+    def has_item(self, item_cd: str) -> bool:
         """Return whether ``item_cd`` is in the model's item master."""
         return bool(self._items.rows([item_cd])[0] >= 0)
 
