@@ -283,7 +283,7 @@ def test_cli_metrics_errors_exit_non_zero(sample_dir, tmp_path):
     assert completed.returncode == 1
     assert "has no metrics.json" in completed.stderr
     completed = _cli("metrics", "--models", str(model_dir), "--version", "nope")
-    assert completed.returncode == 1
+    assert completed.returncode == 2  # an unknown version is bad input
     assert "not found" in completed.stderr
 
 
