@@ -109,6 +109,13 @@ def _report(settings: Settings) -> None:
             rejected = rejected.with_columns(pl.col("rule").replace_strict(names, default=pl.col("rule")).alias(tr("data.rule_name")))
         headers = {c: tr(f"data.rejected_col.{c}") for c in rejected.columns if has_key(f"data.rejected_col.{c}")}
         st.dataframe(rejected.rename(headers), hide_index=True, width="stretch")
+    if report.changed is not None and report.changed.height:
+        st.markdown(f"**{tr('data.changed')}**")
+        changed = report.changed.with_columns(
+            pl.col("rule").replace_strict({r: _rule_name(r) for r in report.changed.get_column("rule").unique().to_list()}, default=pl.col("rule")).alias(tr("data.rule_name"))
+        )
+        headers = {c: tr(f"data.rejected_col.{c}") for c in changed.columns if has_key(f"data.rejected_col.{c}")}
+        st.dataframe(changed.rename(headers), hide_index=True, width="stretch")
     if report.encodings:
         st.markdown(f"**{tr('data.encodings')}**")
         st.dataframe(pl.DataFrame({"file": list(report.encodings), "encoding": list(report.encodings.values())}), hide_index=True)

@@ -138,6 +138,7 @@ _REJECTED_SCHEMA = pl.Schema({
     "rule": pl.String(), "reason": pl.String(),
 })
 _ROW = "__row"
+MAX_CHANGED_EXAMPLES = 100  # example rows kept per view and rule of values set or converted
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class ValidationReport:
     row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    # Examples of kept rows in which a value was set or converted: view, row, ITEM_CD, rule, detail.
+    changed: pl.DataFrame | None = None
 
     def count(self, view: str, rule: str, n: int) -> None:
         """Add ``n`` to the count of ``rule`` in ``view``; zero counts are not stored."""
@@ -926,6 +929,34 @@ def _count_changes(
     ).row(0, named=True)
     for rule, n in totals.items():
         report.count(view, rule, n or 0)
+
+    # Keep a few example rows per rule, with the input text that could not be read.
+    bad_values = {
+        "number_set_null": optional_numbers, "invalid_date_set_null": dates, "unknown_flag_value": flags,
+        "unknown_inside_flag": ["INSIDE_FLAG"] if "INSIDE_FLAG" in bad_columns else [],
+    }
+    examples = []
+    for rule, flag in counts.items():
+        if not totals[rule]:
+            continue
+        columns = bad_values.get(rule, [])
+        detail = (
+            pl.concat_str(
+                [pl.when(pl.col(f"__bad_{c}").is_not_null()).then(pl.format("{}={}", pl.lit(c), pl.col(f"__bad_{c}"))) for c in columns],
+                separator="; ", ignore_nulls=True,
+            )
+            if columns else pl.lit(None, dtype=pl.String)
+        )
+        examples.append(
+            frame.filter(flag.fill_null(False) & kept)
+            .head(MAX_CHANGED_EXAMPLES)
+            .select(
+                pl.lit(view).alias("view"), pl.col(_ROW).cast(pl.Int64).alias("row"),
+                pl.col("ITEM_CD").cast(pl.String), pl.lit(rule).alias("rule"), detail.alias("detail"),
+            )
+        )
+    if examples:
+        report.changed = pl.concat([report.changed, *examples] if report.changed is not None else examples, how="vertical")
 
 
 def _count_routing_order(routings: pl.DataFrame, rejected: pl.DataFrame, report: ValidationReport) -> None:

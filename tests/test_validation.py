@@ -669,3 +669,17 @@ def test_source_problem_rejects_row() -> None:
     assert items["ITEM_CD"].to_list() == ["A1", "A3"]
     assert report.rejected.select("row", "rule", "reason").rows() == [(2, "ragged_line", "line 3 has 4 fields, header has 2")]
     assert not any(SOURCE_PROBLEM_COLUMN in note for note in report.notes)
+
+
+def test_changed_values_listed_with_input_text():
+    items = pl.DataFrame({"ITEM_CD": ["A", "B"], "OUTDIAMETER": ["abc", "10"], "STANDARD_YN": ["maybe", "Y"]})
+    routings = pl.DataFrame({
+        "ITEM_CD": ["A"], "PROC_SEQ": ["10"], "JOB_CD": ["X"], "SETUP_TIME": ["1"], "RUN_TIME": ["1"],
+        "VALID_FROM_DT": ["yesterday"],
+    })
+    orders = pl.DataFrame(schema={"ITEM_CD": pl.String, "PROC_SEQ": pl.String})
+    _, report = validate_views(RawViews(items, routings, orders))
+    changed = {(r["rule"], r["detail"]) for r in report.changed.iter_rows(named=True)}
+    assert ("number_set_null", "OUTDIAMETER=abc") in changed
+    assert ("unknown_flag_value", "STANDARD_YN=maybe") in changed
+    assert ("invalid_date_set_null", "VALID_FROM_DT=yesterday") in changed
