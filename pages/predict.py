@@ -452,7 +452,8 @@ def main() -> None:
             show_error(exc)
             return
     stored = st.session_state.get(RESULT_KEY)
-    if stored is not None:
+    # A search without a match hides the last result, which belongs to another item.
+    if stored is not None and not (mode == "existing" and item_cd is None):
         _show_result(stored["result"], predictor, stored["lot_size"], stored["version"])
 
 

@@ -97,6 +97,8 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_inside_flag": ("changed", "INSIDE_FLAG value not understood; set to empty"),
     "unknown_flag_value": ("changed", "a Y/N flag value not understood; set to empty"),
     "inch_converted_to_mm": ("changed", "geometry converted from inch to mm"),
+    "non_positive_geometry_set_null": ("changed", "a diameter or thickness of 0 or less was set empty"),
+    "inner_diameter_not_below_outer": ("reported", "INDIAMETER is not smaller than OUTDIAMETER"),
     "unknown_length_unit": ("reported", "OUTDIAMETER_UNIT is neither mm nor inch; values kept as given"),
     "validity_date_defaulted": ("changed", "an empty validity date was set to the default"),
     "routing_item_not_in_master": ("reported", "routing row of an item missing from the item master; left out of active routings"),
@@ -703,12 +705,21 @@ def _convert_item_lengths(lazy: pl.LazyFrame) -> pl.LazyFrame:
     is_inch = unit.is_in(_INCH_SPELLINGS).fill_null(False)
     is_mm = unit.is_in(_MM_SPELLINGS).fill_null(False)
     lengths = ["OUTDIAMETER", "INDIAMETER", "OUTTHICKNESS"]
-    return lazy.with_columns(
+    converted = lazy.with_columns(
         is_inch.alias("__inch"),
         (pl.col("OUTDIAMETER_UNIT").is_not_null() & ~is_inch & ~is_mm).alias("__unit_unknown_length"),
         *[pl.when(is_inch).then(pl.col(c) * INCH_TO_MM).otherwise(pl.col(c)).alias(c) for c in lengths],
         pl.when(is_inch | is_mm).then(pl.lit("mm")).otherwise(pl.col("OUTDIAMETER_UNIT")).alias("OUTDIAMETER_UNIT"),
     )
+    # A size of 0 or less is no size: it is set empty and counted. An inner diameter
+    # that is not below the outer one is kept but reported, since either may be wrong.
+    non_positive = pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in lengths])
+    return converted.with_columns(
+        non_positive.alias("__non_positive_geometry"),
+        ((pl.col("INDIAMETER") >= pl.col("OUTDIAMETER")) & (pl.col("INDIAMETER") > 0) & (pl.col("OUTDIAMETER") > 0))
+        .fill_null(False)
+        .alias("__inner_not_below_outer"),
+    ).with_columns(pl.when(pl.col(c) > 0).then(pl.col(c)).alias(c) for c in lengths)
 
 
 def _judge_rows(frame: pl.DataFrame, view: str, bad_columns: list[str]) -> pl.DataFrame:
@@ -915,6 +926,8 @@ def _count_changes(
     if view == schema.ITEM_VIEW:
         counts |= {
             "inch_converted_to_mm": pl.col("__inch"),
+            "non_positive_geometry_set_null": pl.col("__non_positive_geometry"),
+            "inner_diameter_not_below_outer": pl.col("__inner_not_below_outer"),
             "unknown_length_unit": pl.col("__unit_unknown_length"),
         }
     if view == schema.WORK_ORDER_VIEW:

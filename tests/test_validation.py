@@ -683,3 +683,16 @@ def test_changed_values_listed_with_input_text():
     assert ("number_set_null", "OUTDIAMETER=abc") in changed
     assert ("unknown_flag_value", "STANDARD_YN=maybe") in changed
     assert ("invalid_date_set_null", "VALID_FROM_DT=yesterday") in changed
+
+
+def test_non_positive_geometry_set_null_and_inner_diameter_reported():
+    items = pl.DataFrame({
+        "ITEM_CD": ["A", "B", "C"], "OUTDIAMETER": ["-50", "50", "60"], "INDIAMETER": ["10", "80", "20"],
+    })
+    orders = pl.DataFrame(schema={"ITEM_CD": pl.String, "PROC_SEQ": pl.String})
+    routings = pl.DataFrame(schema={"ITEM_CD": pl.String, "PROC_SEQ": pl.String, "JOB_CD": pl.String})
+    views, report = validate_views(RawViews(items, routings, orders))
+    assert views.items.filter(pl.col("ITEM_CD") == "A")["OUTDIAMETER"][0] is None
+    assert report.rule_counts["non_positive_geometry_set_null"] == 1
+    assert report.rule_counts["inner_diameter_not_below_outer"] == 1
+    assert views.items.filter(pl.col("ITEM_CD") == "B")["INDIAMETER"][0] == 80.0
