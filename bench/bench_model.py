@@ -56,14 +56,7 @@ def _load_average() -> str:
 
 
 def environment() -> dict[str, str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchdoc.cpu_name()
     versions = library_versions(("polars", "numpy", "faiss-cpu", "scikit-learn"))
     return {
         "cpu": cpu,
@@ -260,10 +253,6 @@ def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace this benchmark's section of ``doc``, or append it; other sections stay."""
-    benchdoc.write_section(doc, SECTION_TITLE, section)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -280,7 +269,7 @@ def main() -> None:
     section = render_section(rows, env, command)
     print(section)
     if args.write_doc:
-        write_section(args.write_doc, section)
+        benchdoc.write_section(args.write_doc, SECTION_TITLE, section)
         print(f"wrote section {SECTION_TITLE!r} to {args.write_doc}")
 
 

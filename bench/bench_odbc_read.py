@@ -203,14 +203,7 @@ def arrow_odbc_version() -> str | None:
 def _environment() -> dict[str, str]:
     import pyodbc
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchdoc.cpu_name()
 
     def package(name: str) -> str:
         out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, check=False)
@@ -296,10 +289,6 @@ def _conclusions(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of ``path``, or append it; other sections stay."""
-    benchdoc.write_section(path, SECTION_TITLE, section)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -357,7 +346,7 @@ def main() -> None:
 
     if args.write_doc:
         command = "python bench/bench_odbc_read.py " + " ".join(a for a in sys.argv[1:])
-        write_section(args.write_doc, render_section(results, args.rows, command, _environment()))
+        benchdoc.write_section(args.write_doc, SECTION_TITLE, render_section(results, args.rows, command, _environment()))
         print(f"wrote {SECTION_TITLE!r} to {args.write_doc}")
 
 

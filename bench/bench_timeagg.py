@@ -579,14 +579,7 @@ def bench_size(n_operations: int, repeat: int, loop_max_rows: int) -> dict:
 
 
 def environment() -> dict[str, str]:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchdoc.cpu_name()
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
@@ -696,10 +689,6 @@ def _target_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace this benchmark's section of ``doc``, or append it; other sections stay."""
-    benchdoc.write_section(doc, SECTION_TITLE, section)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -724,7 +713,7 @@ def main() -> None:
     print()
     print(section)
     if args.write_doc:
-        write_section(args.write_doc, section)
+        benchdoc.write_section(args.write_doc, SECTION_TITLE, section)
         print(f"wrote section {SECTION_TITLE!r} to {args.write_doc}")
 
 

@@ -1,8 +1,20 @@
-"""Shared by the benchmark scripts: replace one "## " section of docs/benchmarks.md."""
+"""Shared by the benchmark scripts: the machine's CPU name and one "## " section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
+
+
+def cpu_name() -> str:
+    """Return the CPU model from /proc/cpuinfo, else what the platform module reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def write_section(doc: Path, title: str, section: str) -> None:
