@@ -157,11 +157,7 @@ def main() -> None:
     settings = get_settings()
     st.title(tr("batch.title"))
     st.caption(tr("batch.caption"))
-    try:
-        predictor = current_predictor(settings)
-    except RoutingError as exc:
-        show_error(exc)
-        return
+    predictor = current_predictor(settings)
     if predictor is None:
         return
 

@@ -97,13 +97,20 @@ def _load_predictor(model_dir: str, version: str, manifest_key: str) -> Predicto
 
 
 def current_predictor(settings: Settings) -> Predictor | None:
-    """Return the predictor of the current model, or None (with a message) when there is none."""
+    """Return the predictor of the current model, or None after showing why there is none.
+
+    A missing model shows a warning; a model that cannot be loaded shows its error.
+    """
     version = current_version(settings.model_dir)
     key = manifest_hash(settings.model_dir, version) if version else None
     if version is None or key is None:
         st.warning(tr("app.no_model"))
         return None
-    return _load_predictor(str(settings.model_dir), version, key)
+    try:
+        return _load_predictor(str(settings.model_dir), version, key)
+    except RoutingError as exc:
+        show_error(exc)
+        return None
 
 
 def source_key(settings: Settings) -> str:

@@ -413,11 +413,7 @@ def main() -> None:
     settings = get_settings()
     st.title(tr("predict.title"))
     st.caption(tr("predict.caption"))
-    try:
-        predictor = current_predictor(settings)
-    except RoutingError as exc:
-        show_error(exc)
-        return
+    predictor = current_predictor(settings)
     if predictor is None:
         return
     st.session_state["_predictor_features"] = predictor.bundle.encoder.used_features_

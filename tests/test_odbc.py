@@ -22,16 +22,9 @@ from routing_core.config import Settings, load_settings
 from routing_core.errors import ConfigError, DataError, ExportError, SourceUnavailableError
 from routing_core.odbc import ColumnSpec, check_rows, mask_connection_string
 
-try:
-    from odbc_servers import (  # noqa: F401  (postgres_server is a fixture)
-        POSTGRES_DRIVER, SQLITE_DRIVER, postgres_server, require_driver, require_pyodbc,
-        skip_or_fail, sqlite_connection_string,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.odbc_servers import (  # noqa: F401
-        POSTGRES_DRIVER, SQLITE_DRIVER, postgres_server, require_driver, require_pyodbc,
-        skip_or_fail, sqlite_connection_string,
-    )
+from tests.odbc_servers import (
+    POSTGRES_DRIVER, SQLITE_DRIVER, require_driver, require_pyodbc, skip_or_fail, sqlite_connection_string,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVERS = ["sqlite", "postgresql"]

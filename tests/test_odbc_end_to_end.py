@@ -42,16 +42,9 @@ from routing_core.sample import AS_OF_DATE, SampleFrames, build_sample
 from routing_core.train import TrainResult, train_and_save
 from routing_core.validation import RawViews, data_fingerprint, validate_views
 
-try:
-    from odbc_servers import (  # noqa: F401  (postgres_server is a fixture)
-        POSTGRES_DRIVER, SQLITE_DRIVER, postgres_server, require_driver, require_pyodbc,
-        skip_or_fail, sqlite_connection_string,
-    )
-except ImportError:  # tests/ imported as a package
-    from tests.odbc_servers import (  # noqa: F401
-        POSTGRES_DRIVER, SQLITE_DRIVER, postgres_server, require_driver, require_pyodbc,
-        skip_or_fail, sqlite_connection_string,
-    )
+from tests.odbc_servers import (
+    POSTGRES_DRIVER, SQLITE_DRIVER, require_driver, require_pyodbc, skip_or_fail, sqlite_connection_string,
+)
 
 DRIVERS = ["sqlite", "postgresql"]
 N_ITEMS = 400
