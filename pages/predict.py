@@ -180,8 +180,10 @@ def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float
                 + " · " + tr("predict.explain", n=candidate["n_support"])
             )
             if actual_signature:
-                same = candidate["signature"] == actual_signature
-                (st.success if same else st.info)(tr("predict.same_as_actual" if same else "predict.differs_from_actual"))
+                if candidate["signature"] == actual_signature:
+                    st.success(tr("predict.same_as_actual"))
+                else:
+                    st.info(tr("predict.differs_from_actual"))
             st.markdown(f"**{tr('predict.operations')}**")
             st.dataframe(_operations_table(operations), hide_index=True, width="stretch")
             st.markdown(f"**{tr('predict.chart')}**")

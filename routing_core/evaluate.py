@@ -18,7 +18,7 @@ Its lead time is the median of their lot-size-1 lead times. The run time of an
 operation is the median of their run minutes per piece at that position.
 
 Metrics (each also under ``baseline``), all means over the held-out items
-unless said otherwise, and ratios between 0 and 1:
+unless stated otherwise, and ratios between 0 and 1:
 
 - ``top1_accuracy``: the first candidate's JOB_CD sequence equals the real one.
   The real routing is the item's active routing.

@@ -1,8 +1,8 @@
 """Routing prediction: neighbours → candidate routings with estimated times, lead time and explanations.
 
 Candidates are the distinct JOB_CD sequences among the top-K similar items that
-have a routing, merged once; a candidate's score is the sum of its supporting
-items' similarities. Per operation, times are similarity-weighted medians with a
+have a routing, each merged once. A candidate's score is the sum of its
+supporting items' similarities. Per operation, times are similarity-weighted medians with a
 p25–p75 spread over the supporting items, preferring work-order actuals where an
 item has at least ``min_actual_orders`` of them. Codes that cannot be averaged
 (resource, work centre, in-house flag, subcontractor) come from the most similar

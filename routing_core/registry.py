@@ -1,6 +1,6 @@
 """Model versions on disk: ``models/<version>/`` folders, their manifests and the ``current`` pointer.
 
-A version folder holds the encoder (skops), the FAISS index (bytes), parquet
+A version folder contains the encoder (skops), the FAISS index (bytes), parquet
 tables (indexed items, item attributes, routings, signatures), ``manifest.json``
 (sha256 of every artifact, schema version, library versions, data fingerprint,
 created_at) and, after evaluation, ``metrics.json``. New versions are written to
@@ -230,8 +230,8 @@ def manifest_hash(model_dir: Path, version: str | None = None) -> str | None:
 def load_bundle(model_dir: Path, version: str | None = None, *, verify: bool = True) -> ModelBundle:
     """Load a version (the current one by default), checking hashes and library versions.
 
-    Raises ModelError when there is no model and ModelCompatibilityError, whose
-    message says to retrain, when files changed or pinned libraries differ.
+    Raises ModelError when there is no model, and ModelCompatibilityError (its
+    message asks for a retrain) when files changed or pinned libraries differ.
     """
     model_dir = Path(model_dir)
     version = version or current_version(model_dir)

@@ -158,7 +158,7 @@ def build_bundle(
 
     ``index_item_codes`` restricts the index to a subset (the evaluation
     hold-out uses it); the encoder is always fitted on the whole item master,
-    which holds no routing information.
+    which contains no routing information.
     """
     timings = timings if timings is not None else {}
     report = progress or (lambda stage, fraction, message: None)

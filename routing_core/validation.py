@@ -176,7 +176,7 @@ class ValidationReport:
     ``rule_counts`` sums each rule over the views and ``view_rule_counts`` splits
     it per view. ``rejected`` lists the rows left out or reported, with the columns
     view, row, ITEM_CD, rule and reason. Its ``row`` is the 1-based data row in the
-    source, and at most ``MAX_STORED_REJECTED`` rows are stored. ``row_counts`` holds the input and output
+    source, and at most ``MAX_STORED_REJECTED`` rows are stored. ``row_counts`` contains the input and output
     rows per view, ``missing_columns`` the optional columns each source lacked,
     ``encodings`` the text encoding used per file read.
     """
@@ -189,7 +189,8 @@ class ValidationReport:
     row_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
-    # Examples of kept rows in which a value was set or converted: view, row, ITEM_CD, rule, detail.
+    # Up to MAX_CHANGED_EXAMPLES kept rows per view and rule in which a value was set
+    # or converted: view, row, ITEM_CD, rule, detail (the input text, where unreadable).
     changed: pl.DataFrame | None = None
 
     def count(self, view: str, rule: str, n: int) -> None:
@@ -969,7 +970,9 @@ def _count_changes(
             )
         )
     if examples:
-        report.changed = pl.concat([report.changed, *examples] if report.changed is not None else examples, how="vertical")
+        if report.changed is not None:
+            examples.insert(0, report.changed)
+        report.changed = pl.concat(examples, how="vertical")
 
 
 def _count_routing_order(routings: pl.DataFrame, rejected: pl.DataFrame, report: ValidationReport) -> None:

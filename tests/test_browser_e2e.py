@@ -213,7 +213,7 @@ def test_predict_edit_basket_download(sync_playwright, server: tuple[str, Path],
             # The download does not rerun the page: the preview and its message stay.
             assert page.get_by_text("검증 통과: 라우팅 1개").is_visible()
 
-            # Back on the prediction page the grid still holds both edits.
+            # Back on the prediction page the grid still shows both edits.
             page.get_by_role("link", name="예측", exact=True).click()
             page.get_by_role("heading", name="후보 편집").first.wait_for()
             _wait_idle(page)

@@ -685,7 +685,7 @@ def test_changed_values_listed_with_input_text():
     assert ("invalid_date_set_null", "VALID_FROM_DT=yesterday") in changed
 
 
-def test_non_positive_geometry_set_null_and_inner_diameter_reported():
+def test_bad_geometry_set_null_or_reported():
     items = pl.DataFrame({
         "ITEM_CD": ["A", "B", "C"], "OUTDIAMETER": ["-50", "50", "60"], "INDIAMETER": ["10", "80", "20"],
     })
