@@ -142,7 +142,7 @@ def save_bundle(
     manifest = {
         "version": bundle.version,
         "schema_version": SCHEMA_VERSION,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
         "data_fingerprint": data_fingerprint,
         "libraries": library_versions(),
         "n_items": bundle.items.height,
