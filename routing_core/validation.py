@@ -43,6 +43,7 @@ import polars as pl
 
 from routing_core import schema
 from routing_core.errors import DataError
+from routing_core.i18n import Note
 
 logger = logging.getLogger(__name__)
 
@@ -380,10 +381,10 @@ def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport)
 
     renamed = sorted(f"{s} -> {t}" for t, s in chosen.items() if s != t)
     if renamed:
-        report.notes.append(f"{view}: headers read as view columns: {', '.join(renamed)}")
+        report.notes.append(Note("headers_renamed", view=view, columns=", ".join(renamed)))
     extra = [c for c in frame.columns if c not in chosen.values()]
     if extra:
-        report.notes.append(f"{view}: {len(extra)} columns not used and dropped: {format_column_list(extra)}")
+        report.notes.append(Note("columns_dropped", view=view, n=len(extra), columns=format_column_list(extra)))
 
     missing_required = [c for c in _REQUIRED_COLUMNS[view] if c not in chosen]
     if missing_required:
@@ -395,7 +396,7 @@ def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport)
     missing = [c for c in wanted if c not in chosen]
     if missing:
         report.missing_columns[view] = missing
-        report.notes.append(f"{view}: columns missing from the source, added as empty: {', '.join(missing)}")
+        report.notes.append(Note("columns_missing", view=view, columns=", ".join(missing)))
 
     selected = frame.select([pl.col(chosen[c]).alias(c) for c in wanted if c in chosen])
     return selected.with_columns([pl.lit(None, dtype=pl.Null).alias(c) for c in missing]).select(wanted)
@@ -633,7 +634,7 @@ def _validate_view(
     """
     input_rows = frame.height
     if frame.width == 0:
-        report.notes.append(f"{view}: no data; the view is empty")
+        report.notes.append(Note("view_empty", view=view))
         report.row_counts[view] = {"input": 0, "output": 0}
         return _finish(_empty_working_frame(view), view, keep_order), pl.DataFrame(schema=_REJECTED_SCHEMA)
 
@@ -687,8 +688,11 @@ def _convert_routing_times(lazy: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("TIME_UNIT").is_null().alias("__unit_missing"),
         (pl.col("TIME_UNIT").is_not_null() & factor.is_null()).alias("__unit_unknown"),
         pl.col("TIME_UNIT").alias("__unit_given"),
+        pl.col("RUN_TIME_QTY").alias("__qty_given"),
         pl.when(pl.col("TIME_UNIT").is_null()).then(1.0).otherwise(factor).alias("__factor"),
         (pl.col("RUN_TIME_QTY").is_null() | (pl.col("RUN_TIME_QTY") <= 0)).alias("__qty_defaulted"),
+        pl.col("VALID_FROM_DT").is_null().alias("__validity_from_missing"),
+        pl.col("VALID_TO_DT").is_null().alias("__validity_to_missing"),
         (pl.col("VALID_FROM_DT").is_null() | pl.col("VALID_TO_DT").is_null()).alias("__validity_defaulted"),
     )
     return lazy.with_columns(
@@ -707,6 +711,8 @@ def _convert_item_lengths(lazy: pl.LazyFrame) -> pl.LazyFrame:
     is_mm = unit.is_in(_MM_SPELLINGS).fill_null(False)
     lengths = ["OUTDIAMETER", "INDIAMETER", "OUTTHICKNESS"]
     converted = lazy.with_columns(
+        *[pl.col(c).alias(f"__given_{c}") for c in lengths],
+        pl.col("OUTDIAMETER_UNIT").alias("__given_OUTDIAMETER_UNIT"),
         is_inch.alias("__inch"),
         (pl.col("OUTDIAMETER_UNIT").is_not_null() & ~is_inch & ~is_mm).alias("__unit_unknown_length"),
         *[pl.when(is_inch).then(pl.col(c) * INCH_TO_MM).otherwise(pl.col(c)).alias(c) for c in lengths],
@@ -954,13 +960,13 @@ def _count_changes(
         if not totals[rule]:
             continue
         columns = bad_values.get(rule, [])
-        detail = (
-            pl.concat_str(
+        if columns:
+            detail = pl.concat_str(
                 [pl.when(pl.col(f"__bad_{c}").is_not_null()).then(pl.format("{}={}", pl.lit(c), pl.col(f"__bad_{c}"))) for c in columns],
                 separator="; ", ignore_nulls=True,
             )
-            if columns else pl.lit(None, dtype=pl.String)
-        )
+        else:
+            detail = _change_details(view).get(rule, pl.lit(None, dtype=pl.String))
         examples.append(
             frame.filter(flag.fill_null(False) & kept)
             .head(MAX_CHANGED_EXAMPLES)
@@ -973,6 +979,57 @@ def _count_changes(
         if report.changed is not None:
             examples.insert(0, report.changed)
         report.changed = pl.concat(examples, how="vertical")
+
+
+def _shown(column: str) -> pl.Expr:
+    """``column`` as text for a change example: the value, or "null" when empty."""
+    return pl.col(column).cast(pl.String).fill_null("null")
+
+
+def _change_details(view: str) -> dict[str, pl.Expr]:
+    """Rule -> expression describing the value before and after, for the change examples.
+
+    The text shows input values and the value set, not prose, so it reads the same
+    in every language.
+    """
+    if view == schema.ROUTING_VIEW:
+        return {
+            "time_unit_converted": pl.format(
+                "TIME_UNIT={} (×{} → M)", _shown("__unit_given"), pl.col("__factor").cast(pl.String).str.strip_suffix(".0")
+            ),
+            "time_unit_missing_assumed_minutes": pl.lit("TIME_UNIT=null → M"),
+            "run_time_qty_defaulted": pl.format("RUN_TIME_QTY={} → 1", _shown("__qty_given")),
+            "validity_date_defaulted": pl.concat_str(
+                [
+                    pl.when(pl.col("__validity_from_missing")).then(pl.lit(f"VALID_FROM_DT=null → {OLDEST_VALID_FROM}")),
+                    pl.when(pl.col("__validity_to_missing")).then(pl.lit(f"VALID_TO_DT=null → {OPEN_VALID_TO}")),
+                ],
+                separator="; ", ignore_nulls=True,
+            ),
+        }
+    if view == schema.ITEM_VIEW:
+        lengths = ["OUTDIAMETER", "INDIAMETER", "OUTTHICKNESS"]
+        return {
+            "inch_converted_to_mm": pl.concat_str(
+                [
+                    pl.when(pl.col(f"__given_{c}").is_not_null()).then(
+                        pl.format("{}={} in → {} mm", pl.lit(c), pl.col(f"__given_{c}"), (pl.col(f"__given_{c}") * INCH_TO_MM).round(3))
+                    )
+                    for c in lengths
+                ],
+                separator="; ", ignore_nulls=True,
+            ),
+            "non_positive_geometry_set_null": pl.concat_str(
+                [
+                    pl.when(pl.col(f"__given_{c}") <= 0).then(pl.format("{}={} → null", pl.lit(c), pl.col(f"__given_{c}")))
+                    for c in lengths
+                ],
+                separator="; ", ignore_nulls=True,
+            ),
+        }
+    if view == schema.WORK_ORDER_VIEW:
+        return {"zero_good_quantity": pl.format("ORDER_QTY={}, BAD_QTY={}", _shown("ORDER_QTY"), _shown("BAD_QTY"))}
+    return {}
 
 
 def _count_routing_order(routings: pl.DataFrame, rejected: pl.DataFrame, report: ValidationReport) -> None:
@@ -1044,8 +1101,7 @@ def _select_active_routings(
         report.count(schema.ROUTING_VIEW, "routing_item_not_in_master", unknown.height)
         n_items = unknown.get_column("ITEM_CD").n_unique()
         report.notes.append(
-            f"{schema.ROUTING_VIEW}: {unknown.height} routing rows of {n_items} items missing from the "
-            "item master are kept in routings but left out of active routings"
+            Note("routing_items_not_in_master", view=schema.ROUTING_VIEW, n_rows=unknown.height, n_items=n_items)
         )
     not_in_master = _rejected_rows(
         unknown.with_columns(
@@ -1105,7 +1161,7 @@ def _count_items_without_routing(items: pl.DataFrame, active: pl.DataFrame, repo
     report.count(schema.ITEM_VIEW, "item_without_routing", without.len())
     if without.len():
         examples = ", ".join(without.head(5).to_list())
-        report.notes.append(f"{schema.ITEM_VIEW}: {without.len()} items have no routing (for example {examples})")
+        report.notes.append(Note("items_without_routing", view=schema.ITEM_VIEW, n=without.len(), examples=examples))
 
 
 def _cap_rejected(rejected: pl.DataFrame) -> pl.DataFrame:

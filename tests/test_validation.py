@@ -696,3 +696,20 @@ def test_bad_geometry_set_null_or_reported():
     assert report.rule_counts["non_positive_geometry_set_null"] == 1
     assert report.rule_counts["inner_diameter_not_below_outer"] == 1
     assert views.items.filter(pl.col("ITEM_CD") == "B")["INDIAMETER"][0] == 80.0
+
+
+def test_changed_values_show_value_before_and_after():
+    items = _items(["A", "B"], OUTDIAMETER=["2", "-5"], INDIAMETER=["1", None], OUTDIAMETER_UNIT=["inch", "mm"])
+    routings = _routing_rows([
+        _op("A", "10", TIME_UNIT="H", RUN_TIME="0.5", RUN_TIME_QTY="0"),
+        _op("A", "20", TIME_UNIT=None),
+    ])
+    orders = pl.DataFrame({"ITEM_CD": ["A"], "ROUT_NO": ["R1"], "PROC_SEQ": ["10"], "ORDER_QTY": ["4"], "BAD_QTY": ["4"]})
+    _, report = _validate(items, routings, orders)
+    changed = {(r["rule"], r["detail"]) for r in report.changed.iter_rows(named=True)}
+    assert ("inch_converted_to_mm", "OUTDIAMETER=2.0 in → 50.8 mm; INDIAMETER=1.0 in → 25.4 mm") in changed
+    assert ("non_positive_geometry_set_null", "OUTDIAMETER=-5.0 → null") in changed
+    assert ("time_unit_converted", "TIME_UNIT=H (×60 → M)") in changed
+    assert ("time_unit_missing_assumed_minutes", "TIME_UNIT=null → M") in changed
+    assert ("run_time_qty_defaulted", "RUN_TIME_QTY=0.0 → 1") in changed
+    assert ("zero_good_quantity", "ORDER_QTY=4.0, BAD_QTY=4.0") in changed
