@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,14 @@ _ERROR_KEYS: list[tuple[type[BaseException], str]] = [
     (ExportError, "error.export"),
     (DataError, "error.data"),
 ]
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+
+
+def md_escape(text: str) -> str:
+    """Escape Markdown so text from data (file names, codes) shows as written."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
 def show_error(exc: BaseException) -> None:

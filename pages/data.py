@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from pages.common import SOURCE_OVERRIDES_KEY, get_settings, loaded_data, show_error, tr
+from pages.common import SOURCE_OVERRIDES_KEY, get_settings, lang, loaded_data, md_escape, show_error, tr
 from routing_core.config import Settings
-from routing_core.i18n import has_key
+from routing_core.i18n import has_key, localized
 from routing_core.odbc import mask_connection_string, odbc_available, test_connection
 
 SOURCES = ["sample", "files", "odbc"]
@@ -79,7 +79,7 @@ def _report(settings: Settings) -> None:
     with st.spinner(tr("stage.load")):
         loaded = loaded_data(settings)
     views, report = loaded.views, loaded.report
-    st.caption(loaded.source_description)
+    st.caption(localized(loaded.source_description, lang()))
 
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(tr("data.items"), f"{views.items.height:,}")
@@ -121,8 +121,7 @@ def _report(settings: Settings) -> None:
         st.dataframe(pl.DataFrame({"file": list(report.encodings), "encoding": list(report.encodings.values())}), hide_index=True)
     if report.notes:
         st.markdown(f"**{tr('data.notes')}**")
-        for note in report.notes:
-            st.write(f"- {note}")
+        st.markdown("\n".join(f"- {md_escape(localized(note, lang()))}" for note in report.notes))
 
 
 def main() -> None:

@@ -49,3 +49,38 @@ def has_key(key: str, lang: str = DEFAULT_LANGUAGE) -> bool:
 def keys(lang: str) -> set[str]:
     """Return every key of a locale (the tests compare the two languages)."""
     return set(_catalog(lang))
+
+
+class Note(str):
+    """A message for the user that reads as English text and can be shown in any language.
+
+    The string value is the English text, so logs, the CLI and JSON reports keep
+    working with plain strings. ``key`` names the locale text ``note.<key>`` and
+    ``params`` fills its fields; ``text(lang)`` renders it for the page.
+    """
+
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, key: str, **params: Any) -> Note:
+        note = super().__new__(cls, t(f"note.{key}", "en", **params))
+        note.key = key
+        note.params = params
+        return note
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        """Return the note in ``lang``."""
+        return t(f"note.{self.key}", lang, **self.params)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from key and params, so a pickled copy (st.cache_data) stays a Note.
+        return (_note, (self.key, self.params))
+
+
+def _note(key: str, params: dict[str, Any]) -> Note:
+    return Note(key, **params)
+
+
+def localized(message: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Return ``message`` in ``lang`` when it is a ``Note``, else unchanged."""
+    return message.text(lang) if isinstance(message, Note) else message

@@ -20,6 +20,7 @@ import polars as pl
 from routing_core import schema
 from routing_core.config import Settings, object_basename
 from routing_core.errors import DataError, SourceUnavailableError
+from routing_core.i18n import Note
 from routing_core.validation import (
     SOURCE_PROBLEM_COLUMN,
     RawViews,
@@ -97,7 +98,7 @@ def _read_folder(
     for index, name in enumerate(names):
         path = _find_view_file(files, name)
         if path is None and index == 2:
-            notes.append(f"no work-order file ({name}.parquet, .xlsx or .csv) in {folder}; the view is empty")
+            notes.append(Note("no_work_order_file", name=name, folder=str(folder)))
             frames.append(pl.DataFrame(schema=schema.clean_schema(schema.WORK_ORDER_VIEW)))
             continue
         if path is None:
@@ -325,7 +326,7 @@ def read_item_list(source: Path | bytes, filename: str | None = None) -> tuple[p
     if encoding is not None:
         report.encodings[path.name] = encoding
     if report.rows_left_out:
-        report.notes.append(f"{report.rows_left_out} of {frame.height} rows in {path.name} were left out")
+        report.notes.append(Note("item_list_rows_left_out", n=report.rows_left_out, total=frame.height, file=path.name))
     logger.info("read item list %s: %d items, %d rows left out", path, items.height, report.rows_left_out)
     return items, report
 
@@ -359,14 +360,14 @@ def load_views(settings: Settings) -> LoadedData:
     if settings.data_source == "sample":
         _ensure_sample(settings)
         raw, encodings, notes = _read_folder(settings.data_dir, DEFAULT_VIEW_NAMES)
-        description = f"sample data ({settings.sample_items:,} items, seed {settings.sample_seed}) in {settings.data_dir}"
+        description = Note("source_sample", n=settings.sample_items, seed=settings.sample_seed, folder=str(settings.data_dir))
     elif settings.data_source == "files":
         names = (settings.item_view, settings.routing_view, settings.work_order_view)
         raw, encodings, notes = _read_folder(settings.data_dir, names)
-        description = f"files in {settings.data_dir}"
+        description = Note("source_files", folder=str(settings.data_dir))
     else:
         raw = _read_odbc(settings)
-        description = f"ODBC views {settings.item_view}, {settings.routing_view}, {settings.work_order_view}"
+        description = Note("source_odbc", views=", ".join((settings.item_view, settings.routing_view, settings.work_order_view)))
 
     views, report = validate_views(raw, reference_date=settings.reference_date)
     report.encodings.update(encodings)
@@ -428,11 +429,11 @@ def _feature_notes(settings: Settings, views: Views, report: ValidationReport) -
     missing = [n for n in names if n not in known or n in missing_from_source]
     notes = []
     if missing:
-        notes.append(f"feature columns missing from the data: {', '.join(missing)}")
+        notes.append(Note("feature_columns_missing", columns=", ".join(missing)))
     present = [n for n in names if n in known and n not in missing_from_source]
     if present and views.items.height:
         null_counts = views.items.select(present).null_count().row(0, named=True)
         empty = [n for n in present if null_counts[n] == views.items.height]
         if empty:
-            notes.append(f"feature columns without any value in the data: {', '.join(empty)}")
+            notes.append(Note("feature_columns_empty", columns=", ".join(empty)))
     return notes

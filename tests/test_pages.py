@@ -92,6 +92,11 @@ def test_data_page_shows_validation_report(app):
     labels = [m.label for m in at.metric]
     assert "품목" in labels
     assert any(h.value == "검증 보고서" for h in at.subheader)
+    # Notes and the source line come from the core in English and are shown in Korean.
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "라우팅이 없는 품목" in text
+    assert "샘플 데이터" in text
+    assert "items have no routing" not in text
 
 
 def test_data_page_without_unixodbc(app, monkeypatch):
