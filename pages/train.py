@@ -155,18 +155,19 @@ def _comparison_section(settings: Settings, versions: list[str], current: str | 
     others = [v for v in versions if v != current]
     if not others:
         st.info(tr("train.only_one_version"))
-        challenger = current
-    else:
-        wanted = st.session_state.get(CHALLENGER_KEY)
-        default = wanted if wanted in others else others[-1]
-        if st.session_state.get(CHALLENGER_SELECT_KEY) not in others:
-            # No choice yet, or the chosen version was promoted: start from the default.
-            st.session_state[CHALLENGER_SELECT_KEY] = default
-        challenger = st.selectbox(
-            tr("train.challenger"), options=list(reversed(others)),
-            format_func=lambda v: _version_label(v, current, metrics.get(v)), key=CHALLENGER_SELECT_KEY,
-        )
-        st.session_state[CHALLENGER_KEY] = challenger
+        _baseline_section(current, metrics.get(current))
+        return
+
+    wanted = st.session_state.get(CHALLENGER_KEY)
+    default = wanted if wanted in others else others[-1]
+    if st.session_state.get(CHALLENGER_SELECT_KEY) not in others:
+        # No choice yet, or the chosen version was promoted: start from the default.
+        st.session_state[CHALLENGER_SELECT_KEY] = default
+    challenger = st.selectbox(
+        tr("train.challenger"), options=list(reversed(others)),
+        format_func=lambda v: _version_label(v, current, metrics.get(v)), key=CHALLENGER_SELECT_KEY,
+    )
+    st.session_state[CHALLENGER_KEY] = challenger
 
     champion_metrics, challenger_metrics = metrics.get(current), metrics.get(challenger)
     st.caption(tr("train.compare_caption", current=current, challenger=challenger))
@@ -180,14 +181,48 @@ def _comparison_section(settings: Settings, versions: list[str], current: str | 
     st.dataframe(styled, hide_index=True, width="stretch", height=_table_height(len(table)), key="train.comparison")
     st.caption(tr("train.compare_legend"))
 
-    if challenger != current:
-        left, right = st.columns(2)
-        if left.button(tr("train.promote", version=challenger), type="primary", key="train.promote"):
-            _activate(settings, challenger, tr("train.promoted", version=challenger))
-        if right.button(tr("train.keep"), key="train.keep"):
-            st.session_state.pop(CHALLENGER_KEY, None)
-            st.session_state[FLASH_KEY] = tr("train.kept", version=current)
-            st.rerun()
+    left, right = st.columns(2)
+    if left.button(tr("train.promote", version=challenger), type="primary", key="train.promote"):
+        _activate(settings, challenger, tr("train.promoted", version=challenger))
+    if right.button(tr("train.keep"), key="train.keep"):
+        st.session_state.pop(CHALLENGER_KEY, None)
+        st.session_state[FLASH_KEY] = tr("train.kept", version=current)
+        st.rerun()
+
+
+def baseline_frame(metrics: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
+    """Return the model-against-baseline table (display text) and the CSS style of each difference cell."""
+    rows, styles = [], []
+    baseline = (metrics or {}).get("baseline") or {}
+    for key in TABLE_METRICS:
+        model, base = (metrics or {}).get(key), baseline.get(key)
+        diff = None if model is None or base is None else model - base
+        style = ""
+        if diff is not None and abs(diff) >= SAME_VALUE_TOLERANCE:
+            style = BETTER_STYLE if _is_better(key, diff) else WORSE_STYLE
+        rows.append({
+            tr("train.col.metric"): tr(f"train.metric.{key}"),
+            tr("train.col.direction"): tr(f"train.direction.{METRIC_DIRECTIONS[key]}"),
+            tr("train.col.current"): _metric_text(key, model),
+            tr("train.col.baseline"): _metric_text(key, base),
+            tr("train.col.diff_baseline"): _diff_text(key, diff),
+        })
+        styles.append(style)
+    return pd.DataFrame(rows), styles
+
+
+def _baseline_section(version: str, metrics: dict[str, Any] | None) -> None:
+    """Show the only version's metrics against its baseline, since there is no other version."""
+    st.caption(tr("train.baseline_caption", current=version))
+    if metrics is None:
+        st.warning(tr("train.no_metrics", version=version))
+        return
+    _headline_cards(metrics.get("baseline"), metrics)
+    table, styles = baseline_frame(metrics)
+    diff_column = tr("train.col.diff_baseline")
+    styled = table.style.apply(lambda column: styles if column.name == diff_column else [""] * len(column), axis=0)
+    st.dataframe(styled, hide_index=True, width="stretch", height=_table_height(len(table)), key="train.comparison")
+    st.caption(tr("train.baseline_legend"))
 
 
 def _table_height(n_rows: int) -> int:

@@ -51,6 +51,16 @@ def test_first_model_shown_alone(app, tmp_path):
     assert table.iloc[0]["사용 중"] == "● 사용 중"
 
 
+def test_first_model_compared_with_baseline(app, tmp_path):
+    model_dir = tmp_path / "models"
+    metrics = read_metrics(model_dir, current_version(model_dir))
+    table = _table_with(app, "모델 − 기준선")
+    assert "새 버전" not in table.columns
+    top1 = table[table["지표"] == "Top-1 정확도"].iloc[0]
+    assert top1["현재 모델"] == f"{metrics['top1_accuracy']:.3f}"
+    assert top1["기준선"] == f"{metrics['baseline']['top1_accuracy']:.3f}"
+
+
 def test_train_compare_promote_and_roll_back(app, tmp_path):
     model_dir = tmp_path / "models"
     first = current_version(model_dir)
