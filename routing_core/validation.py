@@ -102,6 +102,7 @@ RULES: dict[str, tuple[str, str]] = {
     "inner_diameter_not_below_outer": ("reported", "INDIAMETER is not smaller than OUTDIAMETER"),
     "unknown_length_unit": ("reported", "OUTDIAMETER_UNIT is neither mm nor inch; values kept as given"),
     "validity_date_defaulted": ("changed", "an empty validity date was set to the default"),
+    "time_missing": ("reported", "SETUP_TIME or RUN_TIME is empty; the row is kept without that time"),
     "routing_item_not_in_master": ("reported", "routing row of an item missing from the item master; left out of active routings"),
     "item_without_routing": ("reported", "item has no routing"),
     "routing_fallback_not_major": ("reported", "no main routing (MAJOR_FLG = Y) valid on the reference date; latest valid routing chosen"),
@@ -929,6 +930,7 @@ def _count_changes(
             "time_unit_converted": pl.col("__factor") != 1.0,
             "run_time_qty_defaulted": pl.col("__qty_defaulted"),
             "validity_date_defaulted": pl.col("__validity_defaulted"),
+            "time_missing": pl.col("SETUP_TIME").is_null() | pl.col("RUN_TIME").is_null(),
         }
     if view == schema.ITEM_VIEW:
         counts |= {
@@ -999,6 +1001,10 @@ def _change_details(view: str) -> dict[str, pl.Expr]:
             ),
             "time_unit_missing_assumed_minutes": pl.lit("TIME_UNIT=null → M"),
             "run_time_qty_defaulted": pl.format("RUN_TIME_QTY={} → 1", _shown("__qty_given")),
+            "time_missing": pl.concat_str(
+                [pl.when(pl.col(c).is_null()).then(pl.lit(f"{c}=null")) for c in ("SETUP_TIME", "RUN_TIME")],
+                separator="; ", ignore_nulls=True,
+            ),
             "validity_date_defaulted": pl.concat_str(
                 [
                     pl.when(pl.col("__validity_from_missing")).then(pl.lit(f"VALID_FROM_DT=null → {OLDEST_VALID_FROM}")),

@@ -713,3 +713,12 @@ def test_changed_values_show_value_before_and_after():
     assert ("time_unit_missing_assumed_minutes", "TIME_UNIT=null → M") in changed
     assert ("run_time_qty_defaulted", "RUN_TIME_QTY=0.0 → 1") in changed
     assert ("zero_good_quantity", "ORDER_QTY=4.0, BAD_QTY=4.0") in changed
+
+
+def test_empty_times_kept_and_reported():
+    routings = _routing_rows([_op("A", "10", RUN_TIME="NaN"), _op("A", "20", SETUP_TIME="NULL"), _op("A", "30")])
+    views, report = _validate(_items(["A"]), routings)
+    assert views.routings.height == 3
+    assert report.rule_counts["time_missing"] == 2
+    details = report.changed.filter(pl.col("rule") == "time_missing").get_column("detail").to_list()
+    assert details == ["RUN_TIME=null", "SETUP_TIME=null"]
