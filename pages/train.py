@@ -122,29 +122,51 @@ def _run_training(settings: Settings, promote: bool) -> None:
 # --- champion and challenger ------------------------------------------------------------------
 
 
-def comparison_frame(champion: dict[str, Any] | None, challenger: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
-    """Return the comparison table (display text) and the CSS style of each row's difference cell."""
+def _difference_frame(
+    columns: dict[str, dict[str, Any]], old: str, new: str, diff_column: str, diff_after: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return one row per metric with a column per metrics dict and the difference ``new`` - ``old``.
+
+    ``columns`` maps a display column to its metrics. The difference column comes
+    right after ``diff_after``. Also returns the CSS style of each difference cell.
+    """
     rows, styles = [], []
-    champion_baseline = (champion or {}).get("baseline") or {}
-    challenger_baseline = (challenger or {}).get("baseline") or {}
     for key in TABLE_METRICS:
-        old = (champion or {}).get(key)
-        new = (challenger or {}).get(key)
-        diff = None if old is None or new is None else new - old
+        values = {column: metrics.get(key) for column, metrics in columns.items()}
+        diff = None if values[old] is None or values[new] is None else values[new] - values[old]
         style = ""
         if diff is not None and abs(diff) >= SAME_VALUE_TOLERANCE:
             style = BETTER_STYLE if _is_better(key, diff) else WORSE_STYLE
-        rows.append({
+        row = {
             tr("train.col.metric"): tr(f"train.metric.{key}"),
             tr("train.col.direction"): tr(f"train.direction.{METRIC_DIRECTIONS[key]}"),
-            tr("train.col.current"): _metric_text(key, old),
-            tr("train.col.challenger"): _metric_text(key, new),
-            tr("train.col.diff"): _diff_text(key, diff),
-            tr("train.col.baseline_current"): _metric_text(key, champion_baseline.get(key)),
-            tr("train.col.baseline_challenger"): _metric_text(key, challenger_baseline.get(key)),
-        })
+        }
+        for column, value in values.items():
+            row[column] = _metric_text(key, value)
+            if column == diff_after:
+                row[diff_column] = _diff_text(key, diff)
+        rows.append(row)
         styles.append(style)
     return pd.DataFrame(rows), styles
+
+
+def comparison_frame(champion: dict[str, Any] | None, challenger: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
+    """Return the current-against-new table (display text) and the CSS style of each row's difference cell."""
+    current, new = tr("train.col.current"), tr("train.col.challenger")
+    columns = {
+        current: champion or {},
+        new: challenger or {},
+        tr("train.col.baseline_current"): (champion or {}).get("baseline") or {},
+        tr("train.col.baseline_challenger"): (challenger or {}).get("baseline") or {},
+    }
+    return _difference_frame(columns, current, new, tr("train.col.diff"), diff_after=new)
+
+
+def baseline_frame(metrics: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
+    """Return the model-against-baseline table (display text) and the CSS style of each difference cell."""
+    model, baseline = tr("train.col.current"), tr("train.col.baseline")
+    columns = {model: metrics or {}, baseline: (metrics or {}).get("baseline") or {}}
+    return _difference_frame(columns, baseline, model, tr("train.col.diff_baseline"), diff_after=baseline)
 
 
 def _comparison_section(settings: Settings, versions: list[str], current: str | None, metrics: dict[str, dict | None]) -> None:
@@ -188,27 +210,6 @@ def _comparison_section(settings: Settings, versions: list[str], current: str | 
         st.session_state.pop(CHALLENGER_KEY, None)
         st.session_state[FLASH_KEY] = tr("train.kept", version=current)
         st.rerun()
-
-
-def baseline_frame(metrics: dict[str, Any] | None) -> tuple[pd.DataFrame, list[str]]:
-    """Return the model-against-baseline table (display text) and the CSS style of each difference cell."""
-    rows, styles = [], []
-    baseline = (metrics or {}).get("baseline") or {}
-    for key in TABLE_METRICS:
-        model, base = (metrics or {}).get(key), baseline.get(key)
-        diff = None if model is None or base is None else model - base
-        style = ""
-        if diff is not None and abs(diff) >= SAME_VALUE_TOLERANCE:
-            style = BETTER_STYLE if _is_better(key, diff) else WORSE_STYLE
-        rows.append({
-            tr("train.col.metric"): tr(f"train.metric.{key}"),
-            tr("train.col.direction"): tr(f"train.direction.{METRIC_DIRECTIONS[key]}"),
-            tr("train.col.current"): _metric_text(key, model),
-            tr("train.col.baseline"): _metric_text(key, base),
-            tr("train.col.diff_baseline"): _diff_text(key, diff),
-        })
-        styles.append(style)
-    return pd.DataFrame(rows), styles
 
 
 def _baseline_section(version: str, metrics: dict[str, Any] | None) -> None:
