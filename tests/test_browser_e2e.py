@@ -27,6 +27,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.app_env import sample_app_env
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -85,13 +87,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Start the app on a free port with data and models in ``tmp_path``; yield its URL and log file."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("ROUTING_")}
-    env.update({
-        "ROUTING_DATA_SOURCE": "sample",
-        "ROUTING_DATA_DIR": str(tmp_path / "data"),
-        "ROUTING_MODEL_DIR": str(tmp_path / "models"),
-        "ROUTING_SAMPLE_ITEMS": "600",
-        "ROUTING_LANGUAGE": "ko",
-    })
+    env.update(sample_app_env(tmp_path))
     log = tmp_path / "streamlit.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

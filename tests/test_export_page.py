@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from routing_core.odbc import create_staging_table_sql
+from tests.app_env import sample_app_env
 from tests.odbc_servers import SQLITE_DRIVER, require_driver, require_pyodbc, sqlite_connection_string
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -20,13 +21,7 @@ EMPTY_EN = "There is no routing data to export."
 def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Data and model folders shared by the module's tests, and a SQLite staging table for the ERP write."""
     root = tmp_path_factory.mktemp("export_page")
-    env = {
-        "ROUTING_DATA_SOURCE": "sample",
-        "ROUTING_DATA_DIR": str(root / "data"),
-        "ROUTING_MODEL_DIR": str(root / "models"),
-        "ROUTING_SAMPLE_ITEMS": "600",
-        "ROUTING_LANGUAGE": "ko",
-    }
+    env = sample_app_env(root)
     require_driver(SQLITE_DRIVER)
     pyodbc = require_pyodbc()
     connection_string = sqlite_connection_string(root / "staging.db")

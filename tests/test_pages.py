@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from routing_core.config import load_settings
 from routing_core.train import train_and_save
+from tests.app_env import sample_app_env
 
 APP = os.path.join(os.path.dirname(__file__), os.pardir, "app.py")
 
@@ -18,13 +19,7 @@ APP = os.path.join(os.path.dirname(__file__), os.pardir, "app.py")
 def env(tmp_path_factory):
     """Sample data of 600 items and a trained model, shared by the tests of this module."""
     root = tmp_path_factory.mktemp("pages")
-    values = {
-        "ROUTING_DATA_SOURCE": "sample",
-        "ROUTING_DATA_DIR": str(root / "data"),
-        "ROUTING_MODEL_DIR": str(root / "models"),
-        "ROUTING_SAMPLE_ITEMS": "600",
-        "ROUTING_LANGUAGE": "ko",
-    }
+    values = sample_app_env(root)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in values.items():
             mp.setenv(key, value)

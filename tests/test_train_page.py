@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from routing_core.registry import current_version, list_versions, read_metrics
+from tests.app_env import sample_app_env
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 240
@@ -15,11 +16,8 @@ TIMEOUT = 240
 
 @pytest.fixture()
 def app(tmp_path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("ROUTING_DATA_SOURCE", "sample")
-    monkeypatch.setenv("ROUTING_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ROUTING_MODEL_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("ROUTING_SAMPLE_ITEMS", "600")
-    monkeypatch.setenv("ROUTING_LANGUAGE", "ko")
+    for name, value in sample_app_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()  # first start: generates the sample and trains the first model
     assert not at.exception
