@@ -266,11 +266,7 @@ def main() -> None:
     env = environment()
     rows = [run_size(n, args.work_dir, args.singles, args.batch) for n in args.sizes]
     command = "python bench/bench_model.py " + " ".join(sys.argv[1:])
-    section = render_section(rows, env, command)
-    print(section)
-    if args.write_doc:
-        benchdoc.write_section(args.write_doc, SECTION_TITLE, section)
-        print(f"wrote section {SECTION_TITLE!r} to {args.write_doc}")
+    benchdoc.publish(render_section(rows, env, command), args.write_doc, SECTION_TITLE)
 
 
 if __name__ == "__main__":

@@ -709,12 +709,7 @@ def main() -> None:
     env["load_end"] = f"{os.getloadavg()[0]:.1f}"
 
     command = "python " + " ".join(["bench/bench_timeagg.py", *sys.argv[1:]])
-    section = render_section(rows, env, command, args.repeat)
-    print()
-    print(section)
-    if args.write_doc:
-        benchdoc.write_section(args.write_doc, SECTION_TITLE, section)
-        print(f"wrote section {SECTION_TITLE!r} to {args.write_doc}")
+    benchdoc.publish(render_section(rows, env, command, args.repeat), args.write_doc, SECTION_TITLE)
 
 
 if __name__ == "__main__":

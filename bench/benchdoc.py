@@ -30,3 +30,12 @@ def write_section(doc: Path, title: str, section: str) -> None:
         new_text = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + ([""] + tail if tail else []))
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(new_text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def publish(section: str, doc: Path | None, title: str) -> None:
+    """Print ``section`` and, when ``doc`` is given, write it there under ``title``."""
+    print()
+    print(section)
+    if doc is not None:
+        write_section(doc, title, section)
+        print(f"wrote section {title!r} to {doc}")
