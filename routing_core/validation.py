@@ -14,14 +14,18 @@ Decisions that a caller should know:
   minutes per piece, or a set-up, queue, wait or move time over ``MAX_WAIT_MIN``.
 * Routing rows of items missing from the item master stay in ``routings`` but not
   in ``active_routings``, because they cannot be encoded without attributes.
-* Required numbers are PROC_SEQ, SETUP_TIME and RUN_TIME on routings and
-  PROC_SEQ, SETUP_HOURS, MACH_WORKED_HOURS, ORDER_QTY and BAD_QTY on work orders.
-  Unreadable text in any other number column becomes null and is counted
-  (``number_set_null``). An empty cell is null in every number column except
-  PROC_SEQ, where it rejects the row.
+* Required numbers are PROC_SEQ, SETUP_TIME, RUN_TIME and RUN_TIME_QTY on
+  routings and PROC_SEQ, SETUP_HOURS, MACH_WORKED_HOURS, ORDER_QTY and BAD_QTY on
+  work orders: unreadable text there rejects the row. Unreadable text in any other
+  number column becomes null and is counted (``number_set_null``). An empty cell
+  is null in every number column except PROC_SEQ, where it rejects the row.
+* An unreadable VALID_FROM_DT or VALID_TO_DT rejects the routing row, because an
+  empty one means "always valid" and would make an expired version active.
+* Work-order hours over ``MAX_ORDER_HOURS`` or quantities over ``MAX_ORDER_QTY``
+  reject the row; item sizes over ``MAX_SIZE_MM`` are set empty and counted.
 * Numbers accept ``1,234.5`` only when the commas group thousands; ``1,5`` is
   not a number, because the decimal separator of these extracts is the point.
-* Unknown flag values and unreadable dates become null and are counted.
+* Unknown flag values and other unreadable dates become null and are counted.
 * Rule counts count rows, except ``item_without_routing`` (items) and
   ``operations_out_of_order``, ``routing_with_rejected_operations``,
   ``routing_fallback_not_major`` and ``routing_fallback_expired`` (routings).
@@ -51,6 +55,16 @@ logger = logging.getLogger(__name__)
 # (minutes, 7 days) of a routing row. Longer times reject the row.
 MAX_RUN_MIN_PER_PIECE = 10_000.0
 MAX_WAIT_MIN = 7 * 24 * 60.0
+
+# Largest item size (mm) taken as real: OUTDIAMETER, INDIAMETER, OUTTHICKNESS and
+# the seal sizes. A larger value is set empty and counted, because one absurd value
+# such as 1e300 would break the scaling of every item in the encoder.
+MAX_SIZE_MM = 10_000.0
+
+# Largest work-order hours (set-up or machine, per order) and quantity taken as
+# real. Larger values reject the row.
+MAX_ORDER_HOURS = 10_000.0
+MAX_ORDER_QTY = 100_000_000.0
 
 # Rejected rows stored in the report: at most this many per (view, rule), and at
 # most MAX_STORED_REJECTED in all. Rule counts always count every row.
@@ -85,6 +99,9 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_time_unit": ("rejected", "TIME_UNIT is not a known unit"),
     "negative_time": ("rejected", "a time is negative"),
     "absurd_time": ("rejected", "a time is longer than the allowed maximum"),
+    "negative_run_time_qty": ("rejected", "RUN_TIME_QTY is negative"),
+    "invalid_validity_date": ("rejected", "VALID_FROM_DT or VALID_TO_DT could not be read, so the routing version's validity is unknown"),
+    "absurd_hours": ("rejected", "work-order hours or quantity are larger than the allowed maximum"),
     "negative_hours": ("rejected", "work-order hours are negative"),
     "negative_quantity": ("rejected", "work-order quantity is negative"),
     "exact_duplicate": ("removed", "the row repeats an earlier row exactly"),
@@ -99,6 +116,7 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_flag_value": ("changed", "a Y/N flag value not understood; set to empty"),
     "inch_converted_to_mm": ("changed", "geometry converted from inch to mm"),
     "non_positive_geometry_set_null": ("changed", "a diameter or thickness of 0 or less was set empty"),
+    "absurd_size_set_null": ("changed", "a size larger than the allowed maximum was set empty"),
     "inner_diameter_not_below_outer": ("reported", "INDIAMETER is not smaller than OUTDIAMETER"),
     "unknown_length_unit": ("reported", "OUTDIAMETER_UNIT is neither mm nor inch; values kept as given"),
     "validity_date_defaulted": ("changed", "an empty validity date was set to the default"),
@@ -119,7 +137,9 @@ _FLAG_COLUMNS = frozenset({
 })
 _REQUIRED_NUMBERS: dict[str, tuple[str, ...]] = {
     schema.ITEM_VIEW: (),
-    schema.ROUTING_VIEW: ("PROC_SEQ", "SETUP_TIME", "RUN_TIME"),
+    # RUN_TIME_QTY is required when given: unreadable text there would turn RUN_TIME
+    # for N pieces into a time per piece.
+    schema.ROUTING_VIEW: ("PROC_SEQ", "SETUP_TIME", "RUN_TIME", "RUN_TIME_QTY"),
     schema.WORK_ORDER_VIEW: ("PROC_SEQ", "SETUP_HOURS", "MACH_WORKED_HOURS", "ORDER_QTY", "BAD_QTY"),
 }
 _REQUIRED_COLUMNS: dict[str, list[str]] = {
@@ -136,7 +156,9 @@ _INCH_SPELLINGS = ["INCH", "INCHES", "IN", '"', "인치"]
 _NULL_MARKERS = sorted(schema.NULL_MARKERS)
 
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$"
-_ISO_DATE = r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"
+# Year, month, day as 2026-12-04, 2026/12/04, 2026.12.04, Korean Excel's 2026. 12. 4.
+# and 2026년 12월 4일.
+_ISO_DATE = r"^(\d{4})\s*[-/.년]\s*(\d{1,2})\s*[-/.월]\s*(\d{1,2})"
 _REJECTED_SCHEMA = pl.Schema({
     "view": pl.String(), "row": pl.Int64(), "ITEM_CD": pl.String(),
     "rule": pl.String(), "reason": pl.String(),
@@ -426,11 +448,9 @@ def _date_from_number(number: pl.Expr) -> pl.Expr:
 
 
 def _date_from_text(text: pl.Expr) -> pl.Expr:
-    """Parse cleaned text to Date: ISO-like dates (with any time after), YYYYMMDD, Excel serials."""
-    iso = (
-        text.str.extract(_ISO_DATE, 0)
-        .str.replace_all(r"[/.]", "-")
-        .str.to_date("%Y-%m-%d", strict=False)
+    """Parse cleaned text to Date: year-month-day dates (with any time after), YYYYMMDD, Excel serials."""
+    iso = pl.concat_str([text.str.extract(_ISO_DATE, group) for group in (1, 2, 3)], separator="-").str.to_date(
+        "%Y-%m-%d", strict=False
     )
     numeric = pl.when(text.str.contains(r"^\d+(\.\d+)?$")).then(text.cast(pl.Float64, strict=False))
     return pl.coalesce(iso, _date_from_number(numeric))
@@ -711,6 +731,7 @@ def _convert_item_lengths(lazy: pl.LazyFrame) -> pl.LazyFrame:
     is_inch = unit.is_in(_INCH_SPELLINGS).fill_null(False)
     is_mm = unit.is_in(_MM_SPELLINGS).fill_null(False)
     lengths = ["OUTDIAMETER", "INDIAMETER", "OUTTHICKNESS"]
+    sizes = [*lengths, "IN_SEALSIZE", "MID_SEALSIZE", "OUT_SEALSIZE"]
     converted = lazy.with_columns(
         *[pl.col(c).alias(f"__given_{c}") for c in lengths],
         pl.col("OUTDIAMETER_UNIT").alias("__given_OUTDIAMETER_UNIT"),
@@ -719,15 +740,22 @@ def _convert_item_lengths(lazy: pl.LazyFrame) -> pl.LazyFrame:
         *[pl.when(is_inch).then(pl.col(c) * INCH_TO_MM).otherwise(pl.col(c)).alias(c) for c in lengths],
         pl.when(is_inch | is_mm).then(pl.lit("mm")).otherwise(pl.col("OUTDIAMETER_UNIT")).alias("OUTDIAMETER_UNIT"),
     )
-    # A size of 0 or less is no size: it is set empty and counted. An inner diameter
-    # that is not below the outer one is kept but reported, since either may be wrong.
+    # A size of 0 or less is no size, and one above MAX_SIZE_MM is a typing or unit
+    # error: both are set empty and counted. An inner diameter that is not below the
+    # outer one is kept but reported, since either may be wrong.
     non_positive = pl.any_horizontal([(pl.col(c) <= 0).fill_null(False) for c in lengths])
+    absurd = pl.any_horizontal([(pl.col(c).abs() > MAX_SIZE_MM).fill_null(False) for c in sizes])
     return converted.with_columns(
+        *[pl.col(c).alias(f"__given_{c}") for c in sizes if c not in lengths],
         non_positive.alias("__non_positive_geometry"),
+        absurd.alias("__absurd_size"),
         ((pl.col("INDIAMETER") >= pl.col("OUTDIAMETER")) & (pl.col("INDIAMETER") > 0) & (pl.col("OUTDIAMETER") > 0))
         .fill_null(False)
         .alias("__inner_not_below_outer"),
-    ).with_columns(pl.when(pl.col(c) > 0).then(pl.col(c)).alias(c) for c in lengths)
+    ).with_columns(
+        *[pl.when((pl.col(c) > 0) & (pl.col(c) <= MAX_SIZE_MM)).then(pl.col(c)).alias(c) for c in lengths],
+        *[pl.when(pl.col(c).abs() <= MAX_SIZE_MM).then(pl.col(c)).alias(c) for c in sizes if c not in lengths],
+    )
 
 
 def _judge_rows(frame: pl.DataFrame, view: str, bad_columns: list[str]) -> pl.DataFrame:
@@ -738,7 +766,10 @@ def _judge_rows(frame: pl.DataFrame, view: str, bad_columns: list[str]) -> pl.Da
     same values. Key duplicates are found later among the kept rows, so the first
     valid row of a key is kept.
     """
-    frame = frame.with_columns(_exact_duplicate_of(frame, schema.VIEW_COLUMNS[view]).alias("__exact_of"))
+    # Unreadable input text takes part in the comparison: 'abc' and an empty cell are both
+    # null after parsing, yet the rows differ.
+    compared = [*schema.VIEW_COLUMNS[view], *[f"__bad_{c}" for c in bad_columns]]
+    frame = frame.with_columns(_exact_duplicate_of(frame, compared).alias("__exact_of"))
     rules = [("exact_duplicate", pl.col("__exact_of").is_not_null())]
     rules += [(rule.name, rule.condition) for rule in _reject_rules(view, bad_columns)]
     rule = pl.when(rules[0][1]).then(pl.lit(rules[0][0]))
@@ -750,8 +781,9 @@ def _judge_rows(frame: pl.DataFrame, view: str, bad_columns: list[str]) -> pl.Da
 def _exact_duplicate_of(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
     """Return, per row, the first earlier row number with the same values in ``columns``, else null.
 
-    Exact duplicates are judged on the cleaned view columns, so rows that differ
-    only in dropped columns (such as an ERP row id) are duplicates. Rows whose row
+    Exact duplicates are judged on the cleaned view columns (plus the input text of
+    unreadable values), so rows that differ only in dropped columns (such as an ERP
+    row id) are duplicates. Rows whose row
     hash repeats are compared value by value, so a hash collision never removes a
     row.
     """
@@ -876,6 +908,25 @@ def _reject_rules(view: str, bad_columns: list[str]) -> list[_RejectRule]:
             ]),
         ))
 
+    if view == schema.ROUTING_VIEW:
+        rules.append(_RejectRule(
+            "negative_run_time_qty",
+            (pl.col("__qty_given") < 0).fill_null(False),
+            pl.format("RUN_TIME_QTY {} is negative", pl.col("__qty_given")),
+        ))
+        dates = [c for c in ("VALID_FROM_DT", "VALID_TO_DT") if c in bad_columns]
+        if dates:
+            rules.append(_RejectRule(
+                "invalid_validity_date",
+                pl.any_horizontal([pl.col(f"__bad_{c}").is_not_null() for c in dates]),
+                pl.coalesce([
+                    pl.when(pl.col(f"__bad_{c}").is_not_null()).then(
+                        pl.format(f"{c} '{{}}' is not a date (use YYYY-MM-DD)", pl.col(f"__bad_{c}"))
+                    )
+                    for c in dates
+                ]),
+            ))
+
     if view == schema.WORK_ORDER_VIEW:
         hours = ["SETUP_HOURS", "MACH_WORKED_HOURS"]
         quantities = ["ORDER_QTY", "BAD_QTY"]
@@ -885,6 +936,15 @@ def _reject_rules(view: str, bad_columns: list[str]) -> list[_RejectRule]:
                 pl.any_horizontal([pl.col(c) < 0 for c in columns]).fill_null(False),
                 pl.coalesce([pl.when(pl.col(c) < 0).then(pl.format(f"{c} {{}} is negative", pl.col(c))) for c in columns]),
             ))
+        limits = {**dict.fromkeys(hours, MAX_ORDER_HOURS), **dict.fromkeys(quantities, MAX_ORDER_QTY)}
+        rules.append(_RejectRule(
+            "absurd_hours",
+            pl.any_horizontal([pl.col(c) > limit for c, limit in limits.items()]).fill_null(False),
+            pl.coalesce([
+                pl.when(pl.col(c) > limit).then(pl.format(f"{c} {{}} exceeds {limit:,.0f}", pl.col(c)))
+                for c, limit in limits.items()
+            ]),
+        ))
     return rules
 
 
@@ -936,6 +996,7 @@ def _count_changes(
         counts |= {
             "inch_converted_to_mm": pl.col("__inch"),
             "non_positive_geometry_set_null": pl.col("__non_positive_geometry"),
+            "absurd_size_set_null": pl.col("__absurd_size"),
             "inner_diameter_not_below_outer": pl.col("__inner_not_below_outer"),
             "unknown_length_unit": pl.col("__unit_unknown_length"),
         }
@@ -1029,6 +1090,15 @@ def _change_details(view: str) -> dict[str, pl.Expr]:
                 [
                     pl.when(pl.col(f"__given_{c}") <= 0).then(pl.format("{}={} → null", pl.lit(c), pl.col(f"__given_{c}")))
                     for c in lengths
+                ],
+                separator="; ", ignore_nulls=True,
+            ),
+            "absurd_size_set_null": pl.concat_str(
+                [
+                    pl.when(pl.col(c).is_null() & pl.col(f"__given_{c}").is_not_null() & (pl.col(f"__given_{c}") > 0)).then(
+                        pl.format("{}={} → null", pl.lit(c), pl.col(f"__given_{c}"))
+                    )
+                    for c in [*lengths, "IN_SEALSIZE", "MID_SEALSIZE", "OUT_SEALSIZE"]
                 ],
                 separator="; ", ignore_nulls=True,
             ),

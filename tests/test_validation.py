@@ -324,12 +324,21 @@ def test_negative_and_absurd_times_rejected() -> None:
     assert _rejected(report, "negative_time")["reason"].to_list() == ["SETUP_TIME -1.0 is negative"]
 
 
-@pytest.mark.parametrize("qty", ["NULL", "0", "-2"])
+@pytest.mark.parametrize("qty", ["NULL", "0"])
 def test_run_time_qty_defaulted(qty: str) -> None:
     views, report = _validate(_items(["A1"]), _routing_rows([_op("A1", "10", RUN_TIME_QTY=qty)]))
 
     assert views.active_routings["RUN_TIME_QTY"].to_list() == [1.0]
     assert report.rule_counts["run_time_qty_defaulted"] == 1
+
+
+@pytest.mark.parametrize(("qty", "rule"), [("-2", "negative_run_time_qty"), ("100EA", "not_a_number")])
+def test_bad_run_time_qty_rejects_row(qty: str, rule: str) -> None:
+    rows = [_op("A1", "10", RUN_TIME="500", RUN_TIME_QTY=qty), _op("A1", "20")]
+    views, report = _validate(_items(["A1"]), _routing_rows(rows))
+
+    assert views.active_routings["PROC_SEQ"].to_list() == [20]
+    assert _rejected(report, rule)["row"].to_list() == [1]
 
 
 # --- flags -----------------------------------------------------------------------------
@@ -675,14 +684,55 @@ def test_changed_values_listed_with_input_text():
     items = pl.DataFrame({"ITEM_CD": ["A", "B"], "OUTDIAMETER": ["abc", "10"], "STANDARD_YN": ["maybe", "Y"]})
     routings = pl.DataFrame({
         "ITEM_CD": ["A"], "PROC_SEQ": ["10"], "JOB_CD": ["X"], "SETUP_TIME": ["1"], "RUN_TIME": ["1"],
-        "VALID_FROM_DT": ["yesterday"],
     })
-    orders = pl.DataFrame(schema={"ITEM_CD": pl.String, "PROC_SEQ": pl.String})
+    orders = pl.DataFrame({
+        "ITEM_CD": ["A"], "PROC_SEQ": ["10"], "SETUP_HOURS": ["1"], "MACH_WORKED_HOURS": ["1"],
+        "ORDER_QTY": ["1"], "BAD_QTY": ["0"], "REPORT_DT": ["yesterday"],
+    })
     _, report = validate_views(RawViews(items, routings, orders))
     changed = {(r["rule"], r["detail"]) for r in report.changed.iter_rows(named=True)}
     assert ("number_set_null", "OUTDIAMETER=abc") in changed
     assert ("unknown_flag_value", "STANDARD_YN=maybe") in changed
-    assert ("invalid_date_set_null", "VALID_FROM_DT=yesterday") in changed
+    assert ("invalid_date_set_null", "REPORT_DT=yesterday") in changed
+
+
+def test_unreadable_validity_date_rejects_version():
+    rows = [
+        _op("A1", "10", ROUT_NO="01", MAJOR_FLG="Y", VALID_TO_DT="2020-13-45", JOB_CD="OLD"),
+        _op("A1", "10", ROUT_NO="02", MAJOR_FLG="N", VALID_FROM_DT="2021. 1. 1.", VALID_TO_DT="2999년 12월 31일", JOB_CD="NEW"),
+    ]
+    views, report = _validate(_items(["A1"]), _routing_rows(rows))
+    assert views.active_routings["JOB_CD"].to_list() == ["NEW"]
+    assert _rejected(report, "invalid_validity_date")["row"].to_list() == [1]
+    assert "VALID_TO_DT '2020-13-45' is not a date" in _rejected(report, "invalid_validity_date")["reason"][0]
+
+
+def test_exact_duplicate_compares_unreadable_text():
+    rows = [_op("A1", "10"), _op("A1", "20", SETUP_TIME="abc"), _op("A1", "20", SETUP_TIME=None)]
+    views, report = _validate(_items(["A1"]), _routing_rows(rows))
+    assert views.active_routings["PROC_SEQ"].to_list() == [10, 20]
+    assert report.rule_counts.get("exact_duplicate", 0) == 0
+    assert _rejected(report, "not_a_number")["row"].to_list() == [2]
+
+
+def test_absurd_sizes_set_null_and_reported():
+    items = _items(["A", "B"], OUTDIAMETER=["1e308", "50"], IN_SEALSIZE=["2e9", "30"])
+    views, report = _validate(items, _routing_rows([_op("A", "10"), _op("B", "10")]))
+    row = views.items.filter(pl.col("ITEM_CD") == "A").row(0, named=True)
+    assert row["OUTDIAMETER"] is None
+    assert row["IN_SEALSIZE"] is None
+    assert report.rule_counts["absurd_size_set_null"] == 1
+    assert views.items.filter(pl.col("ITEM_CD") == "B")["OUTDIAMETER"].to_list() == [50.0]
+
+
+def test_absurd_work_order_hours_reject_row():
+    orders = pl.DataFrame({
+        "ITEM_CD": ["A", "A"], "PROC_SEQ": ["10", "10"], "SETUP_HOURS": ["1", "1e300"],
+        "MACH_WORKED_HOURS": ["2", "2"], "ORDER_QTY": ["5", "5"], "BAD_QTY": ["0", "0"],
+    })
+    views, report = _validate(_items(["A"]), _routing_rows([_op("A", "10")]), orders)
+    assert views.work_orders.height == 1
+    assert _rejected(report, "absurd_hours")["row"].to_list() == [2]
 
 
 def test_bad_geometry_set_null_or_reported():
