@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -111,14 +112,16 @@ def _headline_lines(metrics: dict | None) -> list[str]:
 
 @command("metrics")
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from routing_core.registry import current_version, read_metrics, strict_json
+    from routing_core.registry import current_version, is_version, list_versions, read_metrics, strict_json
 
     settings = _settings(args)
-    version = args.version or current_version(settings.model_dir)
+    version = args.version if args.version is not None else current_version(settings.model_dir)
     if version is None:
         raise ModelError(f"no current model in {settings.model_dir}; train one first or pass --version")
-    if not (Path(settings.model_dir) / version).is_dir():
-        raise DataError(f"model version {version} not found in {settings.model_dir}")
+    if not is_version(settings.model_dir, version):
+        names = [m.get("version") for m in list_versions(settings.model_dir)][-5:]
+        known = f"; versions there: {', '.join(map(str, names))}" if names else ""
+        raise DataError(f"model version {version!r} not found in {settings.model_dir}{known}")
     metrics = read_metrics(settings.model_dir, version)
     if metrics is None:
         raise ModelError(f"model version {version} has no metrics.json; train a new version to evaluate it")
@@ -144,6 +147,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from routing_core.sources import load_views
     from routing_core.train import ensure_model
 
+    item_cd = None
+    if args.item is not None:
+        item_cd = unicodedata.normalize("NFKC", args.item).strip()
+        if not item_cd:
+            raise DataError("--item is empty; give an existing ITEM_CD")
+    elif not args.items_file.strip():
+        raise DataError("--items-file is empty; give the path of a CSV, XLSX or Parquet file")
     settings = _settings(args)
     options = PredictionOptions.from_settings(settings, top_k=args.top, lot_size=args.lot_size)
     loaded = load_views(settings)
@@ -156,8 +166,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             bundle.version, settings.data_dir,
         )
     predictor = Predictor(bundle)
-    if args.item:
-        result = _predict_existing(predictor, loaded.views.items, args.item, options)
+    if item_cd is not None:
+        result = _predict_existing(predictor, loaded.views.items, item_cd, options)
     else:
         from routing_core.sources import read_item_list
 
@@ -170,22 +180,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         result = predictor.predict_attributes(new_items, options)
     if args.format == "json":
         payload = result.to_dicts()
-        text = json.dumps(payload[0] if args.item else payload, ensure_ascii=False, indent=2, allow_nan=False)
+        text = json.dumps(payload[0] if item_cd is not None else payload, ensure_ascii=False, indent=2, allow_nan=False)
         print(text)
     else:
         from routing_core.predict import result_rows
+        from routing_core.tables import escape_formula_text
 
-        sys.stdout.write(result_rows(result).write_csv())
+        sys.stdout.write(escape_formula_text(result_rows(result)).write_csv())
     return 0
 
 
-def _predict_existing(predictor, items, item_cd: str, options):
-    """Predict an item of the data folder: by code when the model has it, else from its attributes."""
-    import unicodedata
-
+def _predict_existing(predictor, items, code: str, options):
+    """Predict an item of the data folder by its normalised code when the model has it, else from its attributes."""
     import polars as pl
 
-    code = unicodedata.normalize("NFKC", item_cd).strip()
     if predictor.has_item(code):
         return predictor.predict_items([code], options)
     row = items.filter(pl.col("ITEM_CD") == code)
@@ -211,6 +219,8 @@ def _cmd_times(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
+    from routing_core.timeagg import MAX_LOT_SIZE
+
     parser = argparse.ArgumentParser(prog="python -m routing_core", description="Routing ML command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -226,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-promote", action="store_true", help="save the version without making it current")
 
     p = sub.add_parser("metrics", help="print a model version's evaluation metrics as JSON")
-    p.add_argument("--version", help="model version (default: the current one)")
+    p.add_argument("--version", help="name of a version folder in the model folder (default: the current one)")
     p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
 
     p = sub.add_parser("serve-metrics", help="serve the current model's metrics for Prometheus at /metrics")
@@ -240,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--item", help="existing ITEM_CD")
     target.add_argument("--items-file", help="CSV/XLSX/Parquet of new items with item-master columns")
     p.add_argument("--top", type=int, help="number of similar items to search (top-K)")
-    p.add_argument("--lot-size", type=float, help="lot size Q in pieces for the lead time")
+    p.add_argument("--lot-size", type=float,
+                   help=f"lot size Q in pieces for the lead time, greater than 0 and at most {MAX_LOT_SIZE:,}")
     p.add_argument("--format", choices=["json", "csv"], default="json", help="output format (default json)")
     p.add_argument("--models", help="model folder (default: ROUTING_MODEL_DIR or ./models)")
 

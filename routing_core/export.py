@@ -32,8 +32,9 @@ import polars as pl
 from routing_core import schema
 from routing_core.config import Settings
 from routing_core.errors import DataError, ExportError
-from routing_core.odbc import ERP_EXPORT_COLUMNS, write_staging
+from routing_core.odbc import ERP_CODE_COLUMNS, ERP_EXPORT_COLUMNS, write_staging
 from routing_core.predict import PredictionOptions, PredictionResult, Predictor
+from routing_core.tables import FORMULA_START, PLAIN_NEGATIVE_NUMBER
 from routing_core.validation import MAX_RUN_MIN_PER_PIECE, MAX_WAIT_MIN, OPEN_VALID_TO
 
 logger = logging.getLogger(__name__)
@@ -53,12 +54,21 @@ TIME_COLUMNS = ["SETUP_TIME", "RUN_TIME", "QUEUE_TIME", "WAIT_TIME", "MOVE_TIME"
 REQUIRED_TIME_COLUMNS = ["SETUP_TIME", "RUN_TIME"]
 FLAG_COLUMNS = ["INSIDE_FLG", "INSP_FLG", "MILESTONE_FLG"]
 _NUMBER_COLUMNS = [*TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"]
-# Free-text columns of the editor frame, which reach the files trimmed and NFKC-normalised.
+# Text columns of the editor frame that the engineer types. Codes reach the files
+# trimmed and NFKC-normalised; JOB_NM, the only free text, is trimmed and kept as typed.
 _EDITOR_TEXT_COLUMNS = ["JOB_CD", "JOB_NM", "RES_CD", "WC_CD", "BP_CD"]
-# Excel and LibreOffice read a cell starting with one of these as a formula (CSV
-# injection). A minus sign is harmless only in front of a plain number.
-_FORMULA_START = r"^[=+@\t\r]"
-_PLAIN_NEGATIVE_NUMBER = r"^-(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
+_EDITOR_CODE_COLUMNS = [c for c in _EDITOR_TEXT_COLUMNS if c in ERP_CODE_COLUMNS]
+_EDITOR_FREE_TEXT_COLUMNS = [c for c in _EDITOR_TEXT_COLUMNS if c not in ERP_CODE_COLUMNS]
+
+# Maximum length of a code in characters: the width of the widest code column (ITEM_CD)
+# of the example staging table in ``odbc.create_staging_table_sql``. The ERP write also
+# checks each value against the declared width of its staging column.
+# NOTE: the limit applies to the ERP write too, so codes stay at most 50 characters
+# even where the ERP's staging columns are wider.
+MAX_CODE_LENGTH = 50
+# Maximum number of characters in an xlsx cell. ``polars.write_excel`` (polars 2.1.0)
+# writes only the first 32,767 characters of longer text, so longer values are rejected.
+XLSX_MAX_CELL_CHARACTERS = 32_767
 
 
 def _export_dtype(column: str) -> pl.DataType:
@@ -109,6 +119,8 @@ RULES: dict[str, str] = {
     "invalid_run_time_qty": "RUN_TIME_QTY is not greater than 0",
     "unknown_flag": "the flag is neither Y nor N",
     "formula_text": "the text starts with =, +, -, @, a tab or a carriage return, so a spreadsheet would run it as a formula",
+    "code_too_long": f"the code is longer than {MAX_CODE_LENGTH} characters",
+    "text_too_long": f"the text is longer than {XLSX_MAX_CELL_CHARACTERS:,} characters, the maximum of an xlsx cell",
 }
 PROBLEM_SCHEMA = pl.Schema({
     "row": pl.Int64(), "ITEM_CD": pl.String(), "ROUT_NO": pl.String(), "PROC_SEQ": pl.Int64(),
@@ -212,10 +224,22 @@ class _Rule:
 
 
 def _clean_text(column: str) -> pl.Expr:
-    """Return the column as NFKC-normalised, trimmed text, with empty text and null markers as null.
+    """Return free text as typed but trimmed, with empty text and null markers as null.
 
-    This is what ``validation`` does to text read back from a file, so an export
-    reads back unchanged.
+    NFKC would change characters the engineer typed (``½`` becomes ``1⁄2``, which
+    CP949 cannot encode), so free text is not normalised.
+    NOTE: ``validation`` applies NFKC to every text column it reads, so a JOB_NM
+    with such characters reads back from the exported file in its NFKC form.
+    """
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    return pl.when(text.is_in(sorted(schema.NULL_MARKERS))).then(None).otherwise(text)
+
+
+def _clean_code(column: str) -> pl.Expr:
+    """Return a code (or a flag or unit) as NFKC-normalised, trimmed text, with empty text and null markers as null.
+
+    This is what ``validation`` does to codes read back from a file, so ``Ａ-001``
+    and ``A-001`` are the same code and an exported code reads back unchanged.
     """
     text = pl.col(column).cast(pl.String).str.normalize("NFKC").str.strip_chars()
     return pl.when(text.is_in(sorted(schema.NULL_MARKERS))).then(None).otherwise(text)
@@ -233,7 +257,7 @@ def _shown(expr: pl.Expr) -> pl.Expr:
 
 def _minutes_factor() -> pl.Expr:
     """Return the factor from the row's TIME_UNIT to minutes: 1 when empty, null when unknown."""
-    unit = _clean_text("TIME_UNIT").str.to_uppercase()
+    unit = _clean_code("TIME_UNIT").str.to_uppercase()
     known = unit.replace_strict(_TIME_FACTORS, default=None, return_dtype=pl.Float64)
     return pl.when(unit.is_null()).then(1.0).otherwise(known)
 
@@ -253,7 +277,7 @@ def _sequence_rules(group: list[pl.Expr]) -> list[_Rule]:
 def _time_rules() -> list[_Rule]:
     """Return the checks of TIME_UNIT, the times, RUN_TIME_QTY and MFG_LT."""
     factor = _minutes_factor()
-    unit = _clean_text("TIME_UNIT")
+    unit = _clean_code("TIME_UNIT")
     rules = [_Rule("unknown_time_unit", "TIME_UNIT", unit.is_not_null() & factor.is_null(), _shown(pl.col("TIME_UNIT")))]
 
     for column in _NUMBER_COLUMNS:
@@ -282,14 +306,15 @@ def _formula_rules(columns: list[str]) -> list[_Rule]:
     """Return the checks that reject text a spreadsheet would run as a formula.
 
     The trimmed text is what the files contain, and the untrimmed text catches a
-    leading tab or carriage return.
+    leading tab or carriage return. Both are NFKC-normalised for the check alone,
+    so a full-width ``＝`` counts as ``=`` in free text too.
     """
     rules = []
     for column in columns:
         untrimmed = pl.col(column).cast(pl.String).str.normalize("NFKC")
-        text = _clean_text(column)
-        dash = text.str.starts_with("-") & (text.str.len_chars() > 1) & ~text.str.contains(_PLAIN_NEGATIVE_NUMBER)
-        formula = untrimmed.str.contains(_FORMULA_START) | text.str.contains(_FORMULA_START) | dash
+        text = _clean_code(column)
+        dash = text.str.starts_with("-") & (text.str.len_chars() > 1) & ~text.str.contains(PLAIN_NEGATIVE_NUMBER)
+        formula = untrimmed.str.contains(FORMULA_START) | text.str.contains(FORMULA_START) | dash
         rules.append(_Rule("formula_text", column, formula, _shown(pl.col(column))))
     return rules
 
@@ -299,19 +324,38 @@ def _flag_rules() -> list[_Rule]:
     rules = []
     for column in FLAG_COLUMNS:
         mapping = _INSIDE_VALUES if column == "INSIDE_FLG" else _YES_NO_VALUES
-        text = _clean_text(column).str.to_uppercase()
+        text = _clean_code(column).str.to_uppercase()
         unknown = text.is_not_null() & text.replace_strict(mapping, default=None, return_dtype=pl.String).is_null()
         rules.append(_Rule("unknown_flag", column, unknown, _shown(pl.col(column))))
+    return rules
+
+
+def _length_rules(code_columns: list[str], text_columns: list[str]) -> list[_Rule]:
+    """Return the checks of code length (``MAX_CODE_LENGTH``) and free-text length (``XLSX_MAX_CELL_CHARACTERS``).
+
+    Lengths are counted in characters of the text as it reaches the files.
+    """
+    rules = [
+        _Rule("code_too_long", c, _clean_code(c).str.len_chars() > MAX_CODE_LENGTH, _shown(pl.col(c)))
+        for c in code_columns
+    ]
+    rules += [
+        _Rule("text_too_long", c, _clean_text(c).str.len_chars() > XLSX_MAX_CELL_CHARACTERS, _shown(pl.col(c)))
+        for c in text_columns
+    ]
     return rules
 
 
 def _operation_rules(group: list[pl.Expr]) -> list[_Rule]:
     """Return every check of one operation row; ``group`` is the expressions that identify a routing."""
     codes = [
-        _Rule("missing_job_cd", "JOB_CD", _clean_text("JOB_CD").is_null(), _shown(pl.col("JOB_CD"))),
-        _Rule("missing_res_cd", "RES_CD", _clean_text("RES_CD").is_null(), _shown(pl.col("RES_CD"))),
+        _Rule("missing_job_cd", "JOB_CD", _clean_code("JOB_CD").is_null(), _shown(pl.col("JOB_CD"))),
+        _Rule("missing_res_cd", "RES_CD", _clean_code("RES_CD").is_null(), _shown(pl.col("RES_CD"))),
     ]
-    return [*_sequence_rules(group), *codes, *_time_rules(), *_flag_rules(), *_formula_rules(_EDITOR_TEXT_COLUMNS)]
+    return [
+        *_sequence_rules(group), *codes, *_length_rules(_EDITOR_CODE_COLUMNS, _EDITOR_FREE_TEXT_COLUMNS),
+        *_time_rules(), *_flag_rules(), *_formula_rules(_EDITOR_TEXT_COLUMNS),
+    ]
 
 
 def _problems(frame: pl.DataFrame, rules: list[_Rule]) -> pl.DataFrame:
@@ -351,7 +395,9 @@ def check_operations(frame: pl.DataFrame) -> pl.DataFrame:
     """Check one edited routing; return one row per problem (empty when the routing can be exported).
 
     Rules (``RULES`` describes them): PROC_SEQ present, a whole number > 0 and
-    unique; JOB_CD and RES_CD present; SETUP_TIME and RUN_TIME present; every
+    unique; JOB_CD and RES_CD present; codes (JOB_CD, RES_CD, WC_CD, BP_CD) at
+    most ``MAX_CODE_LENGTH`` characters and JOB_NM at most
+    ``XLSX_MAX_CELL_CHARACTERS``; SETUP_TIME and RUN_TIME present; every
     time, RUN_TIME_QTY and MFG_LT a finite number ≥ 0 and not longer than the
     limits that validation applies when the rows are read back
     (``validation.MAX_RUN_MIN_PER_PIECE``, ``validation.MAX_WAIT_MIN``); RUN_TIME_QTY
@@ -373,17 +419,19 @@ def check_operations(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_export(rows: pl.DataFrame) -> pl.DataFrame:
-    """Check export rows (``ERP_EXPORT_COLUMNS``): ITEM_CD and ROUT_NO present, then ``check_operations``
-    per routing, with PROC_SEQ unique per (ITEM_CD, ROUT_NO). Returns ``PROBLEM_SCHEMA`` rows.
+    """Check export rows (``ERP_EXPORT_COLUMNS``): ITEM_CD and ROUT_NO present and at most
+    ``MAX_CODE_LENGTH`` characters, then ``check_operations`` per routing, with PROC_SEQ
+    unique per (ITEM_CD, ROUT_NO). Returns ``PROBLEM_SCHEMA`` rows.
     """
     missing = [c for c in ("ITEM_CD", "ROUT_NO", *EDITOR_COLUMNS) if c not in rows.columns]
     if missing:
         raise ExportError(f"export rows are missing the columns {', '.join(missing)}; build them with build_export")
     rules = [
-        _Rule("missing_item_cd", "ITEM_CD", _clean_text("ITEM_CD").is_null(), pl.lit(None, pl.String)),
-        _Rule("missing_rout_no", "ROUT_NO", _clean_text("ROUT_NO").is_null(), pl.lit(None, pl.String)),
+        _Rule("missing_item_cd", "ITEM_CD", _clean_code("ITEM_CD").is_null(), pl.lit(None, pl.String)),
+        _Rule("missing_rout_no", "ROUT_NO", _clean_code("ROUT_NO").is_null(), pl.lit(None, pl.String)),
+        *_length_rules(["ITEM_CD", "ROUT_NO"], []),
         *_formula_rules(["ITEM_CD", "ROUT_NO"]),
-        *_operation_rules([_clean_text("ITEM_CD"), _clean_text("ROUT_NO")]),
+        *_operation_rules([_clean_code("ITEM_CD"), _clean_code("ROUT_NO")]),
     ]
     return _problems(rows, rules)
 
@@ -531,11 +579,11 @@ def _empty_routing_problems(routings: Sequence[BasketRouting]) -> pl.DataFrame:
 
 def _flag(column: str, mapping: dict[str, str]) -> pl.Expr:
     """Return a flag column mapped to Y/N; unknown spellings become null."""
-    return _clean_text(column).str.to_uppercase().replace_strict(mapping, default=None, return_dtype=pl.String).alias(column)
+    return _clean_code(column).str.to_uppercase().replace_strict(mapping, default=None, return_dtype=pl.String).alias(column)
 
 
 def _erp_rows(raw: pl.DataFrame, valid_from: date) -> pl.DataFrame:
-    """Convert stacked editor rows to ``EXPORT_SCHEMA``: clean text, minutes, Y/N flags, validity window."""
+    """Convert stacked editor rows to ``EXPORT_SCHEMA``: clean codes and text, minutes, Y/N flags, validity window."""
     factor = _minutes_factor()
     qty = _number("RUN_TIME_QTY")
     seq = _number("PROC_SEQ")
@@ -546,7 +594,7 @@ def _erp_rows(raw: pl.DataFrame, valid_from: date) -> pl.DataFrame:
 
     text_columns = ["ITEM_CD", "ROUT_NO", "JOB_CD", "JOB_NM", "RES_CD", "WC_CD", "BP_CD"]
     return raw.select(
-        *[_clean_text(c).alias(c) for c in text_columns],
+        *[(_clean_code(c) if c in ERP_CODE_COLUMNS else _clean_text(c)).alias(c) for c in text_columns],
         pl.when(seq == seq.floor()).then(seq).cast(pl.Int64, strict=False).alias("PROC_SEQ"),
         _flag("INSIDE_FLG", _INSIDE_VALUES),
         pl.lit("M").alias("TIME_UNIT"),
@@ -568,7 +616,8 @@ def build_export(routings: Sequence[BasketRouting], valid_from: date | None = No
     """Convert basket routings to ERP routing detail rows and check them.
 
     Rows keep the basket order, and each routing's operations are sorted by
-    PROC_SEQ. Text is trimmed and NFKC-normalised, and null markers such as
+    PROC_SEQ. Text is trimmed, codes are NFKC-normalised (``Ａ-001`` becomes
+    ``A-001``), JOB_NM keeps the characters typed, and null markers such as
     ``NULL`` become empty. Times are converted to minutes (TIME_UNIT ``M``) and
     rounded to ``TIME_DECIMALS``. Empty QUEUE_TIME, WAIT_TIME and MOVE_TIME
     become 0, and an empty RUN_TIME_QTY becomes 1. Flags become Y/N.
@@ -714,7 +763,7 @@ def to_csv(batch: ExportBatch, encoding: str = "utf-8-sig") -> FileExport:
 
 @dataclass(frozen=True)
 class ErpExportResult:
-    """Outcome of ``write_to_erp``: rows and routings written (0 in a dry run) and rows checked."""
+    """Outcome of ``write_to_erp``: rows and routings written (0 in a dry run), rows checked and the table columns filled."""
 
     rows_written: int
     routings_written: int
@@ -722,6 +771,7 @@ class ErpExportResult:
     table: str
     dry_run: bool
     seconds: float
+    columns: tuple[str, ...] = ()
 
 
 def erp_export_available(settings: Settings) -> bool:
@@ -736,8 +786,8 @@ def write_to_erp(batch: ExportBatch, settings: Settings, dry_run: bool = False) 
 
     ``dry_run`` checks every row against the table and writes nothing. Raises
     ExportError for an empty batch, for rows with problems (listed in
-    ``ExportError.rows``) and for anything the table or the database rejects.
-    The table is then unchanged. Raises ConfigError or SourceUnavailableError
+    ``ExportError.rows``), for a table without one of ``ERP_EXPORT_COLUMNS`` and
+    for anything the table or the database rejects. The table is then unchanged. Raises ConfigError or SourceUnavailableError
     when the connection cannot be made.
     """
     started = time.perf_counter()
@@ -754,7 +804,8 @@ def write_to_erp(batch: ExportBatch, settings: Settings, dry_run: bool = False) 
     seconds = round(time.perf_counter() - started, 3)
     logger.info("ERP export to %s: %d rows (%d routings) written, %d checked, dry_run=%s, %.2f s",
                 result.table, result.rows_written, routings, result.rows_checked, dry_run, seconds)
-    return ErpExportResult(result.rows_written, routings, result.rows_checked, result.table, dry_run, seconds)
+    return ErpExportResult(result.rows_written, routings, result.rows_checked, result.table, dry_run, seconds,
+                           columns=result.columns)
 
 
 def export_fingerprint(batch: ExportBatch) -> str:

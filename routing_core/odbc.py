@@ -12,9 +12,10 @@ that is installed, because bench/bench_odbc_read.py measured 1.6 (SQLite) to 3
 (PostgreSQL) times less CPU time than with pyodbc rows (docs/benchmarks.md), and
 through ``polars.read_database`` over pyodbc otherwise.
 
-Writing: ``write_staging`` checks every row against the staging table's column
-types, lengths and nullability, then inserts all rows in one transaction. Any
-rejected row or database error means nothing is written.
+Writing: ``write_staging`` checks that the staging table has every export column
+of the rows and every row against the table's column types, lengths and
+nullability, then inserts all rows in one transaction. A missing column, any
+rejected row or a database error means nothing is written.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ ERP_EXPORT_COLUMNS = [
     "TIME_UNIT", "SETUP_TIME", "RUN_TIME", "RUN_TIME_QTY", "QUEUE_TIME", "WAIT_TIME",
     "MOVE_TIME", "MFG_LT", "INSP_FLG", "MILESTONE_FLG", "BP_CD", "VALID_FROM_DT", "VALID_TO_DT",
 ]
+# Export columns that contain codes. The text is the value, so ``000123`` must keep its zeros.
+ERP_CODE_COLUMNS = ("ITEM_CD", "ROUT_NO", "JOB_CD", "RES_CD", "WC_CD", "BP_CD")
 
 INSTALL_HINT = (
     "Install unixODBC and an ODBC driver: on Debian or Ubuntu `apt-get install unixodbc`; "
@@ -941,9 +944,21 @@ def _text_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.E
     return value, problem
 
 
-def _number_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr | None]:
-    """Return (numeric value, problem) for an integer, decimal or float column."""
+# Text that a number column stores unchanged: a whole number without leading zeros,
+# plus sign, spaces, decimals or exponent.
+_CANONICAL_WHOLE_NUMBER = r"^(?:0|-?[1-9][0-9]*)$"
+
+
+def _number_check(
+    column: str, dtype: pl.DataType, spec: ColumnSpec, is_code: bool = False
+) -> tuple[pl.Expr, pl.Expr | None]:
+    """Return (numeric value, problem) for an integer, decimal or float column.
+
+    ``is_code`` marks a code column (``ERP_CODE_COLUMNS``): its text must read the
+    same after it is stored as a number, so ``000123`` or ``01`` is rejected.
+    """
     source = pl.col(column)
+    code_changed = pl.lit(False)
     if isinstance(dtype, _NUMERIC_DTYPES) or dtype == pl.Boolean:
         number = source.cast(pl.Float64)
         not_numeric = pl.lit(False)
@@ -960,11 +975,23 @@ def _number_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl
     number = number.fill_nan(None)
 
     not_finite = number.is_infinite()
+    whole = pl.when(number == number.floor()).then(number.cast(pl.Int64, strict=False).cast(pl.String))
+    stored = pl.coalesce(whole, number.cast(pl.String))
+    if is_code and (dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)):
+        # Text becomes a Float64 first, which represents whole numbers exactly only up to
+        # 2**53, so longer codes change too.
+        as_text = source.cast(pl.String)
+        code_changed = number.is_not_null() & (~as_text.str.contains(_CANONICAL_WHOLE_NUMBER) | (stored != as_text))
+    changed_reason = pl.format(
+        "code '{}' would be stored as the number {} and lose its form (leading zeros, signs, spaces or decimals); "
+        "make the staging column a text column",
+        _short_text(source), _short_text(stored),
+    )
     reasons = pl.when(not_numeric).then(
         _problem("not_numeric", pl.format("'{}' is not a number", _short_text(source)))
     ).when(not_finite).then(
         _problem("not_numeric", pl.format("{} is not a finite number", _short_text(source)))
-    )
+    ).when(code_changed).then(_problem("code_changed", changed_reason))
 
     if spec.kind == "integer":
         low, high = _integer_limits(spec)
@@ -1021,7 +1048,7 @@ def _column_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl
     if spec.kind == "string":
         value, problem = _text_check(column, dtype, spec)
     elif spec.kind in ("integer", "decimal", "float"):
-        value, problem = _number_check(column, dtype, spec)
+        value, problem = _number_check(column, dtype, spec, is_code=spec.name.upper() in ERP_CODE_COLUMNS)
     elif spec.kind in ("date", "datetime"):
         value, problem = _date_check(column, dtype, spec)
     else:
@@ -1045,7 +1072,9 @@ def check_rows(rows: pl.DataFrame, columns: Sequence[ColumnSpec]) -> tuple[pl.Da
     Returns (values, problems). ``values`` holds str, float, int and date values;
     ``problems`` has one dict per rejected value with ``row`` (0-based position in
     ``rows``), ``ITEM_CD``, ``column``, ``rule`` (too_long, not_null, not_numeric,
-    not_integer, out_of_range, not_date), ``reason`` and ``value``.
+    code_changed, not_integer, out_of_range, not_date), ``reason`` and ``value``.
+    A code column (``ERP_CODE_COLUMNS``) written into a number column is
+    rejected as code_changed unless its text is a plain whole number such as ``123``.
     """
     rows = _python_values(rows)
     by_lower = {name.lower(): name for name in rows.columns}
@@ -1170,6 +1199,27 @@ def _insert_error(
     )
 
 
+def missing_export_columns(row_columns: Sequence[str], columns: Sequence[ColumnSpec]) -> list[str]:
+    """Return the columns of ``row_columns`` that are in ``ERP_EXPORT_COLUMNS`` but not in the table.
+
+    Names are compared without regard to case and returned as in ``row_columns``.
+    """
+    table_names = {spec.name.lower() for spec in columns}
+    export_names = {name.lower() for name in ERP_EXPORT_COLUMNS}
+    return [c for c in row_columns if c.lower() in export_names and c.lower() not in table_names]
+
+
+def _missing_columns_error(table: str, missing: list[str]) -> ExportError:
+    """Return the ExportError, naming each column, for a staging table without some export columns."""
+    logger.error("ODBC export to %s rejected: the table has no column %s", table, ", ".join(missing))
+    return ExportError(
+        f"Staging table {table} has no column {', '.join(missing)}, so those values would be lost; "
+        "nothing was written. Add the columns to the table or set staging_table to the ERP's routing staging table.",
+        rows=[{"row": None, "ITEM_CD": None, "column": c, "rule": "missing_column",
+               "reason": f"staging table {table} has no column {c}", "value": None} for c in missing],
+    )
+
+
 def _summary(problems: list[dict[str, Any]], limit: int = 5) -> str:
     """Return the first problems as one line for an error message."""
     first = [f"row {p['row']} ({p['ITEM_CD']}) {p['column']}: {p['reason']}" for p in problems[:limit]]
@@ -1180,12 +1230,19 @@ def _summary(problems: list[dict[str, Any]], limit: int = 5) -> str:
 def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False) -> WriteResult:
     """Insert routing rows into ``settings.staging_table`` in one transaction: all rows or none.
 
-    Columns present in both ``rows`` and the table are written (names compared
-    without regard to case). Before writing, every row is checked against the
-    table's declared types. Any one of these rejects the whole batch:
+    Names of ``rows`` and table columns are compared without regard to case.
+    Every column of ``rows`` that is one of ``ERP_EXPORT_COLUMNS`` must exist in
+    the table. None is optional, because a table without, say, SETUP_TIME or
+    RES_CD would take the routing and silently lose those values. Other columns
+    of ``rows`` that the table lacks are left out and logged. Before writing,
+    every row is checked against the table's declared types. Any one of these
+    rejects the whole batch:
 
+    * an export column missing from the table (rule missing_column, ``row`` None);
     * text longer than the column (text is never truncated);
     * a non-numeric value in a numeric column, or a fraction in an integer column;
+    * a code (``ERP_CODE_COLUMNS``) in a numeric column unless its text is a plain
+      whole number, because ``000123`` would be stored as 123;
     * a number too large for a decimal column or outside an integer type's range;
     * text that is not a date in a date column;
     * NULL in a NOT NULL column.
@@ -1213,6 +1270,15 @@ def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False)
             if _is_unavailable_error(exc):
                 raise SourceUnavailableError(f"Staging table {table} cannot be read: {reason}") from None
             raise ExportError(f"Staging table {table} cannot be read: {reason}. Nothing was written.") from None
+
+        missing = missing_export_columns(rows.columns, columns)
+        if missing:
+            raise _missing_columns_error(table, missing)
+        table_names = {spec.name.lower() for spec in columns}
+        left_out = [c for c in rows.columns if c.lower() not in table_names]
+        if left_out:
+            logger.warning("ODBC export to %s: columns %s are not in the table and are not written",
+                           table, ", ".join(left_out))
 
         values, problems = check_rows(rows, columns)
         if values.width == 0:

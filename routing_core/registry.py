@@ -186,6 +186,21 @@ def current_version(model_dir: Path) -> str | None:
     return name or None
 
 
+def is_version(model_dir: Path, name: str) -> bool:
+    """Return whether ``name`` is a version folder of ``model_dir``: one folder name with a manifest.
+
+    A path (``other/20261204-201500-a1b2c3``, ``..``), a hidden name or a folder
+    that resolves outside ``model_dir`` is not a version.
+    """
+    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
+        return False
+    model_dir = Path(model_dir)
+    folder = model_dir / name
+    if not (folder / MANIFEST).is_file():
+        return False
+    return folder.resolve().parent == model_dir.resolve()
+
+
 def list_versions(model_dir: Path) -> list[dict[str, Any]]:
     """Return the manifests of every complete version, oldest first by created_at."""
     model_dir = Path(model_dir)

@@ -41,6 +41,7 @@ from routing_core.schema import (
     WORK_ORDER_VIEW,
     clean_schema,
 )
+from routing_core.tables import escape_formula_text
 
 if TYPE_CHECKING:
     from routing_core.validation import Views
@@ -622,6 +623,10 @@ def operation_actuals(work_orders: FrameLike, min_orders: int = 3) -> pl.DataFra
 
 # === lead time =========================================================================
 
+# Maximum lot size in pieces. Larger lot sizes are rejected as typing errors, and a
+# lot of 1e308 pieces would overflow the lead time to infinity.
+MAX_LOT_SIZE = 1_000_000
+
 
 def lead_time_expr(lot_size: float = 1.0) -> pl.Expr:
     """Lead time in minutes of one operation for a lot of ``lot_size`` pieces.
@@ -695,7 +700,8 @@ def times_table(views: Views, by: str, fmt: str) -> str:
 
     ``by`` is RES_CD, JOB_CD or ITEM_CD; ``fmt`` is "csv" (header line, no BOM) or
     "json" (a list of records). Non-finite numbers are written as empty CSV
-    cells or JSON null.
+    cells or JSON null. CSV text cells that a spreadsheet would run as a
+    formula get a leading apostrophe (``tables.escape_formula_text``).
     """
     if by not in CLI_GROUP_COLUMNS:
         raise ValueError(f"Invalid --by {by!r}: use one of {', '.join(CLI_GROUP_COLUMNS)}.")
@@ -708,7 +714,7 @@ def times_table(views: Views, by: str, fmt: str) -> str:
         [pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in float_columns]
     )
     if fmt == "csv":
-        return table.write_csv()
+        return escape_formula_text(table).write_csv()
     return table.write_json()
 
 
@@ -748,3 +754,5 @@ def _check_stats(stats: Sequence[str]) -> tuple[str, ...]:
 def _check_lot_size(lot_size: float) -> None:
     if isinstance(lot_size, bool) or not isinstance(lot_size, int | float) or not math.isfinite(lot_size) or lot_size <= 0:
         raise ValueError(f"Invalid lot_size {lot_size!r}: expected a positive number of pieces.")
+    if lot_size > MAX_LOT_SIZE:
+        raise ValueError(f"Invalid lot_size {lot_size!r}: expected at most {MAX_LOT_SIZE:,} pieces.")

@@ -1,7 +1,9 @@
 """Command line end to end in subprocesses: sample, train, predict JSON schema, times, bad input."""
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +73,12 @@ def test_times_by_job(trained):
         ["--item", "NO-SUCH-ITEM"],
         ["--item", "X", "--lot-size", "-1"],
         ["--item", "X", "--lot-size", "nan"],
+        ["--item", "X", "--lot-size", "1e308"],
+        ["--item", "X", "--lot-size", "1000001"],
         ["--item", "X", "--top", "0"],
+        ["--item", ""],
+        ["--item", " \u3000 "],
+        ["--items-file", ""],
     ],
 )
 def test_predict_bad_input_one_line(trained, args):
@@ -82,6 +89,78 @@ def test_predict_bad_input_one_line(trained, args):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_predict_empty_item_names_option(trained):
+    data, models, _ = trained
+    result = _run("predict", "--data", str(data), "--models", str(models), "--item", "")
+    assert result.stderr.strip().splitlines()[-1] == "error: --item is empty; give an existing ITEM_CD"
+
+
+def test_predict_lot_size_at_maximum(trained):
+    data, models, item = trained
+    result = _run("predict", "--data", str(data), "--models", str(models), "--item", item, "--lot-size", "1000000")
+    assert result.returncode == 0, result.stderr
+    lead_times = [c["lead_time_min"] for c in json.loads(result.stdout)["candidates"]]
+    assert all(isinstance(t, float) and t > 0 for t in lead_times)
+
+    too_large = _run("predict", "--data", str(data), "--models", str(models), "--item", item, "--lot-size", "1e308")
+    assert "at most 1,000,000 pieces" in too_large.stderr.strip().splitlines()[-1]
+
+
+def test_metrics_by_version_name(trained):
+    _, models, _ = trained
+    version = (models / "current").read_text(encoding="utf-8").strip()
+    result = _run("metrics", "--models", str(models), "--version", version)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model_version"] == version
+
+
+def test_metrics_rejects_paths_as_version(trained, tmp_path):
+    _, models, _ = trained
+    version = (models / "current").read_text(encoding="utf-8").strip()
+    other = tmp_path / "other"
+    shutil.copytree(models, other)
+    (tmp_path / "metrics.json").write_text("{}", encoding="utf-8")
+    for name in (str(other / version), str(models / version), f"../{other.name}/{version}", "..", ".", "", "current"):
+        result = _run("metrics", "--models", str(models), "--version", name)
+        assert result.returncode == 2, name
+        assert "not found" in result.stderr.strip().splitlines()[-1], name
+        assert result.stdout == "", name
+
+
+@pytest.fixture(scope="module")
+def formula_data(tmp_path_factory):
+    """A small sample whose JOB_NM and RES_CD are formula-like text, and a model trained on it."""
+    root = tmp_path_factory.mktemp("formula")
+    data, models = root / "data", root / "models"
+    assert _run("sample", "--items", "150", "--out", str(data)).returncode == 0
+    routings = pl.read_parquet(data / "BI_ROUTING_VIEW.parquet")
+    routings.with_columns(
+        pl.lit("=cmd|' /C calc'!A0").alias("JOB_NM"),
+        pl.lit("@SUM(1+1)*cmd|' /C calc'!A0").alias("RES_CD"),
+    ).write_parquet(data / "BI_ROUTING_VIEW.parquet")
+    result = _run("train", "--data", str(data), "--models", str(models))
+    assert result.returncode == 0, result.stderr
+    item = routings.get_column("ITEM_CD").str.strip_chars().sort()[0]
+    return data, models, item
+
+
+def test_csv_output_escapes_formulas(formula_data):
+    data, models, item = formula_data
+    predicted = _run("predict", "--data", str(data), "--models", str(models), "--item", item, "--format", "csv")
+    times = _run("times", "--data", str(data), "--by", "RES_CD", "--format", "csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert times.returncode == 0, times.stderr
+
+    rows = pl.read_csv(io.StringIO(predicted.stdout), infer_schema=False)
+    assert rows.height > 0
+    assert set(rows["job_nm"]) == {"'=cmd|' /C calc'!A0"}
+    assert set(rows["res_cd"]) == {"'@SUM(1+1)*cmd|' /C calc'!A0"}
+    # Work orders keep their own resource codes, so the formula is one group of several.
+    resources = pl.read_csv(io.StringIO(times.stdout), infer_schema=False)["RES_CD"].to_list()
+    assert "'@SUM(1+1)*cmd|' /C calc'!A0" in resources
+    assert not [r for r in resources if r[0] in "=+@"]
 
 
 def test_missing_data_folder(tmp_path):

@@ -280,6 +280,57 @@ def test_csv_utf8_has_bom_and_equals_preview() -> None:
     assert_frame_equal(back, batch.rows)
 
 
+def test_free_text_kept_as_typed_codes_normalised() -> None:
+    name = "씰 ½인치 ①공정 ㈜대한 ㎜"
+    ops = _good_ops().with_columns(pl.Series("JOB_NM", [f"  {name} ", "검사"]), pl.Series("RES_CD", ["ＣＮＣ－０１", "INS-WC1"]))
+
+    batch = build_export([BasketRouting("Ａ1", "０１", ops)])
+
+    assert batch.ok
+    first = batch.rows.row(0, named=True)
+    assert first["JOB_NM"] == name
+    assert (first["ITEM_CD"], first["ROUT_NO"], first["RES_CD"]) == ("A1", "01", "CNC-01")
+    assert name.encode("cp949") in export.to_csv(batch, "cp949").data
+
+
+def test_text_over_xlsx_cell_limit_rejected() -> None:
+    limit = export.XLSX_MAX_CELL_CHARACTERS
+    too_long = _good_ops().with_columns(pl.Series("JOB_NM", ["가" * (limit + 1), "가" * limit]))
+
+    batch = build_export([BasketRouting("A1", "01", too_long)])
+
+    assert _rules(batch.problems) == [(0, "text_too_long", "JOB_NM")]
+    for write in (export.to_xlsx, export.to_csv):
+        with pytest.raises(ExportError) as raised:
+            write(batch)
+        assert [(r["row"], r["rule"]) for r in raised.value.rows] == [(0, "text_too_long")]
+
+
+def test_xlsx_holds_text_at_cell_limit() -> None:
+    limit = export.XLSX_MAX_CELL_CHARACTERS
+    batch = build_export([BasketRouting("A1", "01", _good_ops().with_columns(pl.Series("JOB_NM", ["가" * limit, "검사"])))])
+
+    back = pl.read_excel(io.BytesIO(export.to_xlsx(batch).data), engine="calamine", infer_schema_length=0)
+
+    assert back["JOB_NM"].str.len_chars().to_list() == [limit, 2]
+
+
+def test_codes_over_max_length_rejected() -> None:
+    limit = export.MAX_CODE_LENGTH
+    ops = _good_ops().with_columns(pl.Series("JOB_CD", ["G" * (limit + 1), "Q" * limit]))
+    assert _rules(check_operations(ops)) == [(0, "code_too_long", "JOB_CD")]
+
+    batch = build_export([BasketRouting("C" * 40_000, "01", _good_ops()), BasketRouting("B" * limit, "R" * (limit + 1), _good_ops())])
+
+    assert _rules(batch.problems) == [
+        (0, "code_too_long", "ITEM_CD"), (1, "code_too_long", "ITEM_CD"),
+        (2, "code_too_long", "ROUT_NO"), (3, "code_too_long", "ROUT_NO"),
+    ]
+    assert len(batch.problems["value"][0]) == 60
+    with pytest.raises(ExportError):
+        export.to_xlsx(batch)
+
+
 # --- round trips through the file source ------------------------------------------------------
 
 
@@ -394,6 +445,58 @@ def test_erp_write_refuses_empty_and_invalid(staging) -> None:
         export.write_to_erp(build_export([BasketRouting("A1", "01", bad)]), settings)
     assert raised.value.rows[0]["rule"] == "negative_time"
     assert rows() == []
+
+
+def test_erp_write_result_lists_columns(staging) -> None:
+    settings, _ = staging
+
+    result = export.write_to_erp(_round_trip_batch(), settings, dry_run=True)
+
+    assert result.columns == tuple(ERP_EXPORT_COLUMNS)
+
+
+def _sqlite_table(settings, ddl: str) -> None:
+    """Replace the staging table of ``settings`` with the table that ``ddl`` creates."""
+    pyodbc = require_pyodbc()
+    with pyodbc.connect(settings.odbc_connection_string.get_secret_value(), autocommit=True) as connection:
+        connection.cursor().execute("DROP TABLE ROUTING_STAGING")
+        connection.cursor().execute(ddl)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_erp_write_rejects_table_missing_export_columns(staging, dry_run: bool) -> None:
+    settings, _ = staging
+    dropped = ("RES_CD", "SETUP_TIME", "VALID_TO_DT")
+    lines = create_staging_table_sql("sqlite").splitlines()
+    _sqlite_table(settings, "\n".join(line for line in lines if not any(f'"{c}" ' in line for c in dropped)))
+
+    with pytest.raises(ExportError, match="has no column RES_CD, SETUP_TIME, VALID_TO_DT") as raised:
+        export.write_to_erp(_round_trip_batch(), settings, dry_run=dry_run)
+
+    assert [(r["column"], r["rule"]) for r in raised.value.rows] == [
+        ("RES_CD", "missing_column"), ("SETUP_TIME", "missing_column"), ("VALID_TO_DT", "missing_column"),
+    ]
+    pyodbc = require_pyodbc()
+    with pyodbc.connect(settings.odbc_connection_string.get_secret_value()) as read:
+        columns = [d[0] for d in read.cursor().execute("SELECT * FROM ROUTING_STAGING").description]
+        assert columns == [c for c in ERP_EXPORT_COLUMNS if c not in dropped]
+        assert read.cursor().execute("SELECT COUNT(*) FROM ROUTING_STAGING").fetchone()[0] == 0
+
+
+def test_erp_write_rejects_code_into_number_column(staging) -> None:
+    settings, _ = staging
+    ddl = create_staging_table_sql("sqlite").replace('"ITEM_CD" varchar(50)', '"ITEM_CD" integer')
+    _sqlite_table(settings, ddl)
+    batch = build_export([BasketRouting("123", "01", _good_ops()), BasketRouting("000123", "01", _good_ops())])
+
+    with pytest.raises(ExportError, match="code '000123' would be stored as the number 123") as raised:
+        export.write_to_erp(batch, settings, dry_run=True)
+
+    assert [(r["row"], r["column"], r["rule"], r["value"]) for r in raised.value.rows] == [
+        (2, "ITEM_CD", "code_changed", "000123"), (3, "ITEM_CD", "code_changed", "000123"),
+    ]
+    plain = build_export([BasketRouting("123", "01", _good_ops())])
+    assert export.write_to_erp(plain, settings).rows_written == 2
 
 
 def test_erp_export_not_offered_without_odbc() -> None:

@@ -397,7 +397,45 @@ def test_check_rows_reports_each_bad_value() -> None:
     assert "longer than the column's 5" in problems[0]["reason"]
 
 
-@pytest.mark.parametrize("rule", ["too_long", "not_null", "not_numeric", "not_integer", "out_of_range", "not_date", "database"])
+def test_check_rows_rejects_codes_that_change_as_numbers() -> None:
+    """A code written into a number column must read the same afterwards, while other columns take any number text."""
+    columns = [
+        ColumnSpec("ITEM_CD", "integer", "integer"),
+        ColumnSpec("ROUT_NO", "decimal", "decimal(10,0)", precision=10, scale=0),
+        ColumnSpec("SETUP_TIME", "decimal", "decimal(10,4)", precision=10, scale=4),
+    ]
+    codes = ["000123", "123", "12.0", " 12", "1e3", "+5", "-5", "0", "A1"]
+    rows = pl.DataFrame({
+        "ITEM_CD": codes,
+        "ROUT_NO": ["01"] + ["1"] * (len(codes) - 1),
+        "SETUP_TIME": ["1.50", " 2", "1e1", "+3", "0", "0", "0", "0", "0"],
+    })
+
+    values, problems = check_rows(rows, columns)
+
+    assert [(p["row"], p["column"], p["rule"]) for p in problems] == [
+        (0, "ITEM_CD", "code_changed"),
+        (0, "ROUT_NO", "code_changed"),
+        (2, "ITEM_CD", "code_changed"),
+        (3, "ITEM_CD", "code_changed"),
+        (4, "ITEM_CD", "code_changed"),
+        (5, "ITEM_CD", "code_changed"),
+        (8, "ITEM_CD", "not_numeric"),
+    ]
+    assert problems[0]["value"] == "000123"
+    assert "stored as the number 123" in problems[0]["reason"]
+    assert "stored as the number 1 " in problems[1]["reason"]
+    assert values["ITEM_CD"].to_list()[1] == 123
+    assert values["SETUP_TIME"].to_list()[:4] == [1.5, 2.0, 10.0, 3.0]
+
+    # Float64 represents whole numbers exactly only up to 2**53, so a 19-digit code would change.
+    long_codes = pl.DataFrame({"ITEM_CD": ["1234567890123456789", "123456789012345"]})
+    _, problems = check_rows(long_codes, [ColumnSpec("ITEM_CD", "integer", "bigint")])
+    assert [(p["row"], p["rule"]) for p in problems] == [(0, "code_changed")]
+
+
+@pytest.mark.parametrize("rule", ["too_long", "not_null", "not_numeric", "code_changed", "not_integer", "out_of_range",
+                                  "not_date", "database", "missing_column"])
 def test_problem_rule_has_locale_texts(rule: str) -> None:
     """The export page shows each rejected value through the locale text of its rule."""
     from routing_core import i18n
@@ -781,6 +819,48 @@ def test_write_missing_table_raises(staging_target: Target) -> None:
 
     with pytest.raises(ExportError, match="NO_SUCH_TABLE"):
         odbc.write_staging(export_rows(), staging_target.settings(staging_table=table))
+
+
+def _replace_staging_table(target: Target, dialect: str, replacements: dict[str, str]) -> None:
+    """Recreate the staging table from the example DDL with text replacements. A replacement by "" drops the line."""
+    lines = odbc.create_staging_table_sql(dialect, target.staging_table).splitlines()
+    for old, new in replacements.items():
+        if new:
+            lines = [line.replace(old, new) for line in lines]
+        else:
+            lines = [line for line in lines if old not in line]
+    connection = target.connect()
+    connection.cursor().execute(f"DROP TABLE {target.staging_table}")
+    connection.cursor().execute("\n".join(lines))
+    connection.close()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_write_table_missing_export_column_rejected(staging_target: Target, dry_run: bool) -> None:
+    _replace_staging_table(staging_target, staging_target.name, {'"RUN_TIME" ': "", '"INSP_FLG" ': ""})
+
+    with pytest.raises(ExportError, match="has no column RUN_TIME, INSP_FLG") as caught:
+        odbc.write_staging(export_rows(), staging_target.settings(), dry_run=dry_run)
+
+    assert [(r["row"], r["column"], r["rule"]) for r in caught.value.rows] == [
+        (None, "RUN_TIME", "missing_column"), (None, "INSP_FLG", "missing_column"),
+    ]
+    assert _table_rows(staging_target) == []
+
+
+def test_write_code_into_integer_column(staging_target: Target) -> None:
+    _replace_staging_table(staging_target, staging_target.name, {'"ITEM_CD" varchar(50)': '"ITEM_CD" integer'})
+    rows = export_rows().with_columns(pl.Series("ITEM_CD", ["000123"] * 3 + ["123"] * 2))
+
+    with pytest.raises(ExportError) as caught:
+        odbc.write_staging(rows, staging_target.settings())
+
+    assert [(r["row"], r["column"], r["rule"]) for r in caught.value.rows] == [(i, "ITEM_CD", "code_changed") for i in range(3)]
+    assert "code '000123'" in str(caught.value)
+    assert _table_rows(staging_target) == []
+
+    assert odbc.write_staging(rows.tail(2), staging_target.settings()).rows_written == 2
+    assert {row[0] for row in _table_rows(staging_target)} == {"123"}
 
 
 def test_write_without_common_columns_raises(staging_target: Target) -> None:

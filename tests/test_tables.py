@@ -4,7 +4,7 @@ import io
 
 import polars as pl
 
-from routing_core.tables import to_csv_bytes, to_xlsx_bytes
+from routing_core.tables import escape_formula_text, to_csv_bytes, to_xlsx_bytes
 
 
 def test_csv_guards_formula_text():
@@ -23,3 +23,20 @@ def test_xlsx_keeps_formula_text_as_text():
     frame = pl.DataFrame({"RES_CD": ["=1+1"]})
     back = pl.read_excel(io.BytesIO(to_xlsx_bytes(frame)))
     assert back["RES_CD"].to_list() == ["=1+1"]
+
+
+def test_escape_formula_text_only_touches_formula_text():
+    frame = pl.DataFrame({
+        "JOB_NM": ["=1+1", "\t=1", "\rX", "-١", "연삭 = 2차", None],
+        "RUN_TIME": [-1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    })
+
+    escaped = escape_formula_text(frame)
+
+    assert escaped["JOB_NM"].to_list() == ["'=1+1", "'\t=1", "'\rX", "'-١", "연삭 = 2차", None]
+    assert escaped["RUN_TIME"].to_list() == frame["RUN_TIME"].to_list()
+
+
+def test_csv_bytes_equal_escaped_frame():
+    frame = pl.DataFrame({"RES_CD": ["@SUM(A1)", "CNC-01"]})
+    assert to_csv_bytes(frame) == escape_formula_text(frame).write_csv().encode("utf-8-sig")

@@ -498,9 +498,10 @@ def test_lead_time_expr_per_operation() -> None:
     assert _row(per_operation, ITEM_CD="A", PROC_SEQ=10)["lead_time_min"] == pytest.approx(35.0)
     assert _row(per_operation, ITEM_CD="B", PROC_SEQ=10)["lead_time_min"] == pytest.approx(39.0)
     assert _row(per_operation, ITEM_CD="G", PROC_SEQ=10)["lead_time_min"] is None
-    for invalid in (0, -1.0, math.nan, math.inf):
+    for invalid in (0, -1.0, math.nan, math.inf, 1e308, timeagg.MAX_LOT_SIZE + 1):
         with pytest.raises(ValueError, match="lot_size"):
             timeagg.lead_time_expr(invalid)
+    assert timeagg.lead_time_min(_routings(), lot_size=timeagg.MAX_LOT_SIZE)["lead_time_min"].is_finite().any()
 
 
 # --- filters -----------------------------------------------------------------------------
