@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+import string
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from routing_core.errors import (
     SourceUnavailableError,
     TrainingInProgressError,
 )
-from routing_core.i18n import t
+from routing_core.i18n import Note, localized, t
 from routing_core.predict import Predictor
 from routing_core.registry import current_version, load_bundle, manifest_hash
 from routing_core.sources import LoadedData, load_views
@@ -160,19 +161,122 @@ def md_escape(text: str) -> str:
     return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
 
 
+def _error_cause(exc: BaseException) -> tuple[str, bool]:
+    """Return the cause of ``exc`` for the page and whether it is in the session's language.
+
+    An error raised with a ``Note`` as its message is shown in the session's
+    language. Any other message is shown as raised, and routing_core raises in English.
+    """
+    message = exc.args[0] if exc.args else None
+    if isinstance(message, Note):
+        return message.text(lang()), True
+    if isinstance(exc, RoutingError):
+        return str(exc), lang() == "en"
+    return f"{type(exc).__name__}: {exc}", lang() == "en"
+
+
 def show_error(exc: BaseException) -> None:
-    """Show an error as a readable message with its details, never a traceback."""
+    """Show an error as a lead sentence for its type with the cause below it, never a traceback.
+
+    The lead sentence states what failed and what to do, in the session's language.
+    The cause is the error's own message, and an unexpected error's traceback goes
+    to the log only. Rows attached to the error (``DataError.rows``,
+    ``ExportError.rows``) are shown as a table.
+    """
     if isinstance(exc, RoutingError):
         key = next((k for cls, k in _ERROR_KEYS if isinstance(exc, cls)), "error.unexpected")
-        values = {"started_at": getattr(exc, "started_at", "?")}
-        st.error(tr(key, **values))
-        with st.expander(tr("error.details")):
-            st.write(str(exc))
-            rows = getattr(exc, "rows", None)
-            if rows:
-                st.dataframe(rows, hide_index=True)
+        logger.warning("error shown on a page: %s: %s", type(exc).__name__, exc)
     else:
+        key = "error.unexpected"
         logger.exception("unexpected error on a page")
-        st.error(tr("error.unexpected"))
-        with st.expander(tr("error.details")):
-            st.write(f"{type(exc).__name__}: {exc}")
+    lead = tr(key, started_at=getattr(exc, "started_at", None) or "?")
+    cause, translated = _error_cause(exc)
+    body = f"**{md_escape(lead)}**"
+    if cause:
+        body += "\n\n" + tr("error.cause" if translated else "error.cause_untranslated", cause=md_escape(cause))
+    st.error(body)
+    rows = getattr(exc, "rows", None)
+    if rows:
+        st.dataframe(rows, hide_index=True, placeholder="—")
+
+
+# --- the active model's training data ---------------------------------------------------
+
+MISSING_TEXT = "—"
+# Locale notes that ``sources.load_views`` uses for a source description. A model
+# manifest stores the English text, so it is matched against these to show it translated.
+_SOURCE_NOTES = ("source_sample", "source_files", "source_odbc")
+
+
+def _note_pattern(key: str) -> tuple[re.Pattern[str], set[str]]:
+    """Return a regular expression for the English text of note ``key`` and its fields that use thousands separators."""
+    parts, grouped = [], set()
+    for literal, field, spec, _ in string.Formatter().parse(t(f"note.{key}", "en")):
+        parts.append(re.escape(literal))
+        if field is not None:
+            parts.append(f"(?P<{field}>.+?)")
+            if spec and "," in spec:
+                grouped.add(field)
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL), grouped
+
+
+def source_text(description: str | None) -> str:
+    """Return a data-source description from a model manifest in the session's language.
+
+    Text that matches none of the source notes is returned unchanged.
+    """
+    if not description:
+        return tr("model.source_unknown")
+    for key in _SOURCE_NOTES:
+        pattern, grouped = _note_pattern(key)
+        match = pattern.match(description)
+        if match is None:
+            continue
+        values: dict[str, Any] = match.groupdict()
+        try:
+            values.update({name: int(values[name].replace(",", "")) for name in grouped})
+        except ValueError:
+            return description
+        return t(f"note.{key}", lang(), **values)
+    return description
+
+
+def created_text(manifest: dict[str, Any]) -> str:
+    """Return a manifest's creation time as ``YYYY-MM-DD HH:MM UTC``, or "—" when it has none."""
+    created = str(manifest.get("created_at") or "")
+    return f"{created.replace('T', ' ')[:16]} UTC" if created else MISSING_TEXT
+
+
+def model_data_notice(manifest: dict[str, Any], settings: Settings, hint: str) -> None:
+    """Show which data the active model was trained on, and a notice when this session's data differs.
+
+    A session can read another source than the model's (the data page changes the
+    source for one session), and the data of one source changes over time. Both
+    show as different data fingerprints. ``hint`` is the locale key of what the
+    page's user can do about other data. This loads the session's data, which
+    ``loaded_data`` caches for every session.
+    """
+    fingerprint = str(manifest.get("data_fingerprint") or "")
+    model_source = manifest.get("source")
+    st.caption(tr(
+        "model.trained_on", version=manifest.get("version", MISSING_TEXT), created=created_text(manifest),
+        source=md_escape(source_text(model_source)), fingerprint=fingerprint[:12] or MISSING_TEXT,
+    ))
+    try:
+        with st.spinner(tr("stage.load")):
+            loaded = loaded_data(settings)
+    except Exception as exc:  # the comparison is extra: the page stays usable without it
+        logger.warning("could not read this session's data to compare it with model %s: %s", manifest.get("version"), exc)
+        st.caption(tr("model.data_unreadable"))
+        return
+    if loaded.fingerprint == fingerprint:
+        return
+    session_source = md_escape(localized(loaded.source_description, lang()))
+    if model_source is not None and str(loaded.source_description) == str(model_source):
+        st.info(tr("model.data_changed", source=session_source))
+    else:
+        st.warning(
+            tr("model.other_data", model_source=md_escape(source_text(model_source)), session_source=session_source)
+            + "\n\n" + tr(hint)
+        )
+

@@ -7,17 +7,13 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from pages.common import SOURCE_OVERRIDES_KEY, get_settings, lang, loaded_data, md_escape, show_error, tr
+from pages.common import SOURCE_OVERRIDES_KEY, get_settings, lang, loaded_data, show_error, tr
+from pages.report_view import EMPTY_CELL, rule_name, show_notes, show_rows
 from routing_core.config import Settings
-from routing_core.i18n import has_key, localized
+from routing_core.i18n import localized
 from routing_core.odbc import mask_connection_string, odbc_available, test_connection
 
 SOURCES = ["sample", "files", "odbc"]
-
-
-def _rule_name(rule: str) -> str:
-    key = f"validation.rule.{rule}"
-    return tr(key) if has_key(key) else rule
 
 
 def _source_form(settings: Settings) -> None:
@@ -69,9 +65,13 @@ def _connection_test(settings: Settings) -> None:
         else:
             st.error(tr("data.connection_failed", reason=outcome["error"] or "; ".join(f"{k}: {v}" for k, v in outcome["errors"].items())))
         if outcome["row_counts"]:
+            counts = pl.DataFrame(
+                {"view": list(outcome["row_counts"]), "rows": list(outcome["row_counts"].values())},
+                schema={"view": pl.String, "rows": pl.Int64},
+            )
             st.dataframe(
-                pl.DataFrame({"view": list(outcome["row_counts"]), "rows": list(outcome["row_counts"].values())}, schema={"view": pl.String, "rows": pl.Int64}),
-                hide_index=True,
+                counts.rename({"view": tr("data.rejected_col.view"), "rows": tr("data.counts")}),
+                hide_index=True, placeholder=EMPTY_CELL,
             )
 
 
@@ -94,35 +94,25 @@ def _report(settings: Settings) -> None:
         st.success(tr("data.report_empty"))
     else:
         rules = sorted(counts, key=lambda rule: -counts[rule])
-        # Translated here, in the script thread: a Polars callback would run without the session's language.
         table = pl.DataFrame({
-            tr("data.rule"): [_rule_name(rule) for rule in rules],
-            "rule": rules,
+            tr("data.rule"): [rule_name(rule) for rule in rules],
+            tr("data.rule_code"): rules,
             tr("data.count"): [counts[rule] for rule in rules],
         })
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch", placeholder=EMPTY_CELL)
     if report.rejected is not None and report.rejected.height:
         st.markdown(f"**{tr('data.rejected')}**")
-        rejected = report.rejected
-        if "rule" in rejected.columns:
-            names = {rule: _rule_name(rule) for rule in rejected.get_column("rule").unique().to_list()}
-            rejected = rejected.with_columns(pl.col("rule").replace_strict(names, default=pl.col("rule")).alias(tr("data.rule_name")))
-        headers = {c: tr(f"data.rejected_col.{c}") for c in rejected.columns if has_key(f"data.rejected_col.{c}")}
-        st.dataframe(rejected.rename(headers), hide_index=True, width="stretch")
+        show_rows(report.rejected)
     if report.changed is not None and report.changed.height:
         st.markdown(f"**{tr('data.changed')}**")
-        changed = report.changed.with_columns(
-            pl.col("rule").replace_strict({r: _rule_name(r) for r in report.changed.get_column("rule").unique().to_list()}, default=pl.col("rule")).alias(tr("data.rule_name"))
-        )
-        headers = {c: tr(f"data.rejected_col.{c}") for c in changed.columns if has_key(f"data.rejected_col.{c}")}
-        st.dataframe(changed.rename(headers), hide_index=True, width="stretch")
+        show_rows(report.changed)
     if report.encodings:
         st.markdown(f"**{tr('data.encodings')}**")
-        st.dataframe(pl.DataFrame({"file": list(report.encodings), "encoding": list(report.encodings.values())}), hide_index=True)
+        encodings = pl.DataFrame({tr("data.file"): list(report.encodings), tr("data.encoding"): list(report.encodings.values())})
+        st.dataframe(encodings, hide_index=True, placeholder=EMPTY_CELL)
     if report.notes:
         st.markdown(f"**{tr('data.notes')}**")
-        st.markdown("\n".join(f"- {md_escape(localized(note, lang()))}" for note in report.notes))
-
+        show_notes(report.notes)
 
 def main() -> None:
     settings = get_settings()

@@ -12,7 +12,8 @@ import polars as pl
 import streamlit as st
 
 from pages.basket import column_label, get_basket, show_problems, warning_text
-from pages.common import current_predictor, get_settings, keep, lang, show_error, tr
+from pages.common import MISSING_TEXT, current_predictor, get_settings, keep, lang, model_data_notice, show_error, tr
+from routing_core.config import Settings
 from routing_core.errors import RoutingError
 from routing_core.export import (
     DEFAULT_ROUT_NO,
@@ -28,7 +29,7 @@ from routing_core.export import (
     sort_operations,
 )
 from routing_core.features import MISSING_CATEGORY
-from routing_core.predict import TIME_KINDS, PredictionOptions, PredictionResult, Predictor
+from routing_core.predict import TIME_KINDS, PredictionOptions, PredictionResult, Predictor, routing_lead_time
 
 MAX_LISTED_ITEMS = 200
 RESULT_KEY = "predict.result"
@@ -91,9 +92,36 @@ def _new_item_form(predictor: Predictor) -> dict[str, object]:
     return attributes
 
 
-def _operations_table(operations: pl.DataFrame) -> pl.DataFrame:
+def _operation_columns(with_mfg_lt: bool) -> dict[str, Any]:
+    """Return the column configuration of an operations table, keyed by display label.
+
+    With these widths the columns up to 이동(분), and 제조LT(일) when shown, fit
+    the page at 1400 px. The spreads, time source and support count follow them.
+    """
+    def number(key: str, width: int, number_format: str | None = None) -> tuple[str, Any]:
+        return tr(key), st.column_config.NumberColumn(tr(key), width=width, format=number_format)
+
+    def text(key: str, width: int) -> tuple[str, Any]:
+        return tr(key), st.column_config.TextColumn(tr(key), width=width)
+
+    columns = [
+        number("col.proc_seq", 64, "%d"), text("col.job_cd", 64), text("col.job_nm", 90), text("col.res_cd", 74),
+        text("col.res_dis", 100), text("col.inside_flag", 72), number("col.setup_min", 60), number("col.run_min", 74),
+        number("col.queue_min", 60), number("col.wait_min", 70), number("col.move_min", 60),
+    ]
+    if with_mfg_lt:
+        columns.append(number("col.mfg_lt", 70))
+    columns += [text("col.setup_range", 96), text("col.run_range", 96), text("col.time_source", 72), number("col.n_items", 56)]
+    return dict(columns)
+
+
+def _inside_flag_label(column: str) -> pl.Expr:
+    return pl.col(column).replace_strict({"Y": tr("flag.inside.Y"), "N": tr("flag.inside.N")}, default=None)
+
+
+def _operations_table(operations: pl.DataFrame, with_mfg_lt: bool) -> pl.DataFrame:
     def span(kind: str) -> pl.Expr:
-        return pl.format("{} – {}", pl.col(f"{kind}_min_p25").round(2), pl.col(f"{kind}_min_p75").round(2))
+        return pl.format("{} – {}", pl.col(f"{kind}_min_p25").round(1), pl.col(f"{kind}_min_p75").round(1))
 
     return operations.sort("pos").select(
         pl.col("proc_seq").alias(tr("col.proc_seq")),
@@ -101,18 +129,37 @@ def _operations_table(operations: pl.DataFrame) -> pl.DataFrame:
         pl.col("job_nm").alias(tr("col.job_nm")),
         pl.col("res_cd").alias(tr("col.res_cd")),
         pl.col("res_dis").alias(tr("col.res_dis")),
-        pl.col("inside_flag").replace_strict({"Y": tr("flag.inside.Y"), "N": tr("flag.inside.N")}, default=None).alias(tr("col.inside_flag")),
-        pl.col("setup_min").round(2).alias(tr("col.setup_min")),
-        span("setup").alias(tr("col.setup_range")),
-        pl.col("run_min").round(3).alias(tr("col.run_min")),
-        span("run").alias(tr("col.run_range")),
+        _inside_flag_label("inside_flag").alias(tr("col.inside_flag")),
+        pl.col("setup_min").round(1).alias(tr("col.setup_min")),
+        pl.col("run_min").round(2).alias(tr("col.run_min")),
         pl.col("queue_min").round(1).alias(tr("col.queue_min")),
         pl.col("wait_min").round(1).alias(tr("col.wait_min")),
         pl.col("move_min").round(1).alias(tr("col.move_min")),
+        *([pl.col("mfg_lt").round(1).alias(tr("col.mfg_lt"))] if with_mfg_lt else []),
+        span("setup").alias(tr("col.setup_range")),
+        span("run").alias(tr("col.run_range")),
         pl.col("time_source").replace_strict(
             {s: tr(f"predict.time_source.{s}") for s in ("actual", "planned", "mixed")}, default=None
         ).alias(tr("col.time_source")),
         pl.col("n_items").alias(tr("col.n_items")),
+    )
+
+
+def _actual_table(actual: pl.DataFrame, with_mfg_lt: bool) -> pl.DataFrame:
+    """Return the routing on record with the labels of the candidate tables."""
+    return actual.sort("pos").select(
+        pl.col("PROC_SEQ").alias(tr("col.proc_seq")),
+        pl.col("JOB_CD").alias(tr("col.job_cd")),
+        pl.col("JOB_NM").alias(tr("col.job_nm")),
+        pl.col("RES_CD").alias(tr("col.res_cd")),
+        pl.col("RES_DIS").alias(tr("col.res_dis")),
+        _inside_flag_label("INSIDE_FLAG").alias(tr("col.inside_flag")),
+        pl.col("setup_min").round(1).alias(tr("col.setup_min")),
+        pl.col("run_min_per_piece").round(2).alias(tr("col.run_min")),
+        pl.col("queue_min").round(1).alias(tr("col.queue_min")),
+        pl.col("wait_min").round(1).alias(tr("col.wait_min")),
+        pl.col("move_min").round(1).alias(tr("col.move_min")),
+        *([pl.col("MFG_LT").round(1).alias(tr("col.mfg_lt"))] if with_mfg_lt else []),
     )
 
 
@@ -146,9 +193,76 @@ def _support_table(support: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _support_columns() -> dict[str, Any]:
+    """Return the column configuration of the supporting-items table: name and attribute lists stay readable at 1400 px."""
+    return {
+        tr("col.item_cd"): st.column_config.TextColumn(tr("col.item_cd"), width=104),
+        tr("col.item_nm"): st.column_config.TextColumn(tr("col.item_nm"), width=160),
+        tr("col.similarity"): st.column_config.NumberColumn(tr("col.similarity"), width=64, format="%.3f"),
+        tr("col.matches"): st.column_config.TextColumn(tr("col.matches"), width=300),
+        tr("col.differs"): st.column_config.TextColumn(tr("col.differs"), width=240),
+    }
+
+
 def _feature_names() -> dict[str, str]:
     predictor = st.session_state.get("_predictor_features", [])
     return {name: tr(f"feature.{name}") for name in predictor}
+
+
+def _lead_time_caption(lead_min: float, subcontract_days: float) -> str:
+    """Return "about N h (D days)" and, when subcontracted operations have MFG_LT days, those days and the total."""
+    text = tr("predict.lead_time_hours", hours=lead_min / 60, days=lead_min / 1440)
+    if subcontract_days > 0:
+        text += " · " + tr("predict.lead_time_total", days=subcontract_days, total=lead_min / 1440 + subcontract_days)
+    return text
+
+
+def _show_candidate(
+    result: PredictionResult, candidate: dict[str, Any], predictor: Predictor, lot_size: float, version: str,
+    actual_signature: list[str],
+) -> None:
+    """Draw one candidate tab: figures, operations, time chart, supporting items and the editor."""
+    query = result.queries.row(0, named=True)
+    cid = candidate["candidate_id"]
+    operations = result.operations.filter(pl.col("candidate_id") == cid)
+    support = result.support.filter(pl.col("candidate_id") == cid)
+    lead = candidate["lead_time_min"] or 0.0
+    subcontract_days = float(operations.get_column("mfg_lt").sum() or 0.0)
+
+    columns = st.columns(5 if subcontract_days > 0 else 4)
+    columns[0].metric(tr("predict.score"), f"{candidate['score']:.3f}")
+    columns[1].metric(tr("predict.n_support"), candidate["n_support"])
+    columns[2].metric(tr("predict.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead), help=tr("predict.lead_time_help"))
+    columns[3].metric(tr("predict.n_operations"), operations.height)
+    if subcontract_days > 0:
+        columns[4].metric(
+            tr("predict.total_days"), tr("predict.total_days_value", days=lead / 1440 + subcontract_days),
+            help=tr("predict.total_help"),
+        )
+    st.caption(f"{cid} · " + _lead_time_caption(lead, subcontract_days) + " · " + tr("predict.explain", n=candidate["n_support"]))
+    if subcontract_days > 0:
+        st.caption(tr("predict.total_help"))
+    if actual_signature:
+        if candidate["signature"] == actual_signature:
+            st.success(tr("predict.same_as_actual"))
+        else:
+            st.info(tr("predict.differs_from_actual"))
+
+    st.markdown(f"**{tr('predict.operations')}**")
+    with_mfg_lt = subcontract_days > 0
+    st.dataframe(
+        _operations_table(operations, with_mfg_lt), hide_index=True, width="stretch",
+        column_config=_operation_columns(with_mfg_lt), placeholder=MISSING_TEXT,
+    )
+    st.markdown(f"**{tr('predict.chart')}**")
+    st.plotly_chart(_time_chart(operations, lot_size), key=f"chart-{cid}", width="stretch")
+    st.markdown(f"**{tr('predict.support')}**")
+    st.dataframe(
+        _support_table(support), hide_index=True, width="stretch", column_config=_support_columns(), placeholder=MISSING_TEXT,
+    )
+    st.divider()
+    item_nm = _item_name(predictor, query["item_cd"])
+    _candidate_editor(result, cid, query["item_cd"], item_nm, version, lot_size)
 
 
 def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float, version: str) -> None:
@@ -166,38 +280,13 @@ def _show_result(result: PredictionResult, predictor: Predictor, lot_size: float
     tabs = st.tabs([tr("predict.candidate_tab", rank=row["rank"], score=row["score"]) for row in candidates.iter_rows(named=True)])
     for tab, candidate in zip(tabs, candidates.iter_rows(named=True)):
         with tab:
-            cid = candidate["candidate_id"]
-            operations = result.operations.filter(pl.col("candidate_id") == cid)
-            support = result.support.filter(pl.col("candidate_id") == cid)
-            c1, c2, c3, c4 = st.columns(4)
-            c1.metric(tr("predict.score"), f"{candidate['score']:.3f}")
-            c2.metric(tr("predict.n_support"), candidate["n_support"])
-            lead = candidate["lead_time_min"] or 0.0
-            c3.metric(tr("predict.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead))
-            c4.metric(tr("predict.n_operations"), operations.height)
-            st.caption(
-                f"{cid} · " + tr("predict.lead_time_hours", hours=lead / 60, days=lead / 1440)
-                + " · " + tr("predict.explain", n=candidate["n_support"])
-            )
-            if actual_signature:
-                if candidate["signature"] == actual_signature:
-                    st.success(tr("predict.same_as_actual"))
-                else:
-                    st.info(tr("predict.differs_from_actual"))
-            st.markdown(f"**{tr('predict.operations')}**")
-            st.dataframe(_operations_table(operations), hide_index=True, width="stretch")
-            st.markdown(f"**{tr('predict.chart')}**")
-            st.plotly_chart(_time_chart(operations, lot_size), key=f"chart-{cid}", width="stretch")
-            st.markdown(f"**{tr('predict.support')}**")
-            st.dataframe(_support_table(support), hide_index=True, width="stretch")
-            st.divider()
-            item_nm = _item_name(predictor, query["item_cd"])
-            _candidate_editor(result, cid, query["item_cd"], item_nm, version)
+            _show_candidate(result, candidate, predictor, lot_size, version, actual_signature)
     if actual_signature:
         with st.expander(tr("predict.actual_routing")):
+            with_mfg_lt = bool((actual.get_column("MFG_LT").fill_null(0) > 0).any())
             st.dataframe(
-                actual.select("PROC_SEQ", "JOB_CD", "JOB_NM", "RES_CD", "setup_min", "run_min_per_piece", "queue_min", "wait_min", "move_min"),
-                hide_index=True, width="stretch",
+                _actual_table(actual, with_mfg_lt), hide_index=True, width="stretch",
+                column_config=_operation_columns(with_mfg_lt), placeholder=MISSING_TEXT,
             )
     st.caption(tr("predict.seconds", ms=result.seconds * 1000))
 
@@ -256,7 +345,9 @@ def _commit(state: dict[str, Any], operations: pl.DataFrame) -> None:
     st.rerun()
 
 
-def _candidate_editor(result: PredictionResult, candidate_id: str, item_cd: str, item_nm: str | None, version: str) -> None:
+def _candidate_editor(
+    result: PredictionResult, candidate_id: str, item_cd: str, item_nm: str | None, version: str, lot_size: float
+) -> None:
     """Draw the editable routing of one candidate, its checks and the add-to-basket action.
 
     The data editor's input is ``state["base"]``, which changes only through
@@ -278,10 +369,11 @@ def _candidate_editor(result: PredictionResult, candidate_id: str, item_cd: str,
     st.caption(tr("editor.caption"))
     edited = st.data_editor(
         state["base"], key=grid_key, num_rows="dynamic", hide_index=True,
-        column_config=_editor_column_config(), column_order=EDITOR_COLUMNS, width="stretch",
+        column_config=_editor_column_config(), column_order=EDITOR_COLUMNS, width="stretch", placeholder="",
     )
     edited = conform_operations(edited)
     state["draft"] = edited
+    _edited_lead_time(edited, state["predicted"], lot_size)
 
     sort_col, renumber_col, reset_col = st.columns(3)
     if sort_col.button(tr("editor.sort"), key=f"editor.sort.{key}", width="stretch"):
@@ -299,6 +391,38 @@ def _candidate_editor(result: PredictionResult, candidate_id: str, item_cd: str,
     else:
         st.success(tr("editor.ok", n=edited.height))
     _add_to_basket(key, edited, problems.height == 0, item_cd, item_nm, candidate_id, version)
+
+
+def _edited_lead_time(edited: pl.DataFrame, predicted: pl.DataFrame, lot_size: float) -> None:
+    """Show the lead time of the routing as edited and its difference to the predicted routing."""
+    lead = routing_lead_time(edited, lot_size)
+    if lead.minutes is None:
+        st.caption(tr("editor.lead_time_unknown"))
+        return
+    before = routing_lead_time(predicted, lot_size)
+    change = None if before.minutes is None else lead.minutes - before.minutes
+    # The change is shown in whole minutes, so a smaller one counts as none.
+    delta = None if change is None or round(change) == 0 else tr("editor.lead_time_change", minutes=change)
+    days_change = lead.subcontract_days - before.subcontract_days
+    columns = st.columns(3)
+    columns[0].metric(
+        tr("editor.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead.minutes),
+        delta=delta, delta_color="off", help=tr("predict.lead_time_help"),
+    )
+    if lead.subcontract_days > 0 or abs(days_change) >= 0.05:
+        columns[1].metric(
+            tr("editor.subcontract_days"), tr("editor.days_value", days=lead.subcontract_days),
+            delta=None if abs(days_change) < 0.05 else tr("editor.days_change", days=days_change), delta_color="off",
+        )
+        columns[2].metric(
+            tr("predict.total_days"), tr("predict.total_days_value", days=lead.minutes / 1440 + lead.subcontract_days),
+            help=tr("predict.total_help"),
+        )
+    unchanged = delta is None and abs(days_change) < 0.05
+    st.caption(
+        _lead_time_caption(lead.minutes, lead.subcontract_days) + " · "
+        + tr("editor.lead_time_same" if unchanged else "editor.lead_time_changed")
+    )
 
 
 def _number_or_none(value: Any) -> float | None:
@@ -411,15 +535,26 @@ def _add_to_basket(
         st.success(tr(message, item=code, n=len(basket)))
 
 
-def main() -> None:
-    settings = get_settings()
-    st.title(tr("predict.title"))
-    st.caption(tr("predict.caption"))
-    predictor = current_predictor(settings)
-    if predictor is None:
-        return
-    st.session_state["_predictor_features"] = predictor.bundle.encoder.used_features_
+def _input_key(
+    mode: str, item_cd: str | None, attributes: dict[str, object] | None, top_k: int, max_candidates: int,
+    lot_size: float, version: str,
+) -> tuple[Any, ...] | None:
+    """Return everything a prediction depends on, or None when there is nothing to predict.
 
+    A stored result is shown only while this key is unchanged, so a result never
+    appears under another item, other attributes, options or model version.
+    """
+    if mode == "existing":
+        if item_cd is None:
+            return None
+        subject: Any = item_cd
+    else:
+        subject = tuple(sorted((name, repr(value)) for name, value in (attributes or {}).items()))
+    return (mode, subject, top_k, max_candidates, float(lot_size), version)
+
+
+def _prediction(predictor: Predictor, settings: Settings) -> None:
+    """Draw the inputs, predict on request and show the result that belongs to the current input."""
     mode = st.radio(
         tr("predict.mode"), options=["existing", "new"], horizontal=True,
         format_func=lambda m: tr(f"predict.mode.{m}"), **keep("predict.mode", "existing", per_language=True),
@@ -437,6 +572,7 @@ def main() -> None:
             item_cd = None
             attributes = _new_item_form(predictor)
     run = st.button(tr("predict.run"), type="primary", disabled=(mode == "existing" and item_cd is None))
+    current = _input_key(mode, item_cd, attributes, top_k, max_candidates, lot_size, predictor.bundle.version)
 
     if run:
         try:
@@ -445,14 +581,35 @@ def main() -> None:
                 result = predictor.predict_items([item_cd], options)
             else:
                 result = predictor.predict_attributes([attributes], options)
-            st.session_state[RESULT_KEY] = {"result": result, "lot_size": lot_size, "version": predictor.bundle.version}
+            st.session_state[RESULT_KEY] = {
+                "result": result, "lot_size": lot_size, "version": predictor.bundle.version, "input": current,
+            }
         except RoutingError as exc:
             show_error(exc)
             return
     stored = st.session_state.get(RESULT_KEY)
-    # A search without a match hides the last result, which belongs to another item.
-    if stored is not None and not (mode == "existing" and item_cd is None):
-        _show_result(stored["result"], predictor, stored["lot_size"], stored["version"])
+    # A search without a match hides the last result silently because the search shows why.
+    if stored is None or current is None:
+        return
+    if stored.get("input") != current:
+        st.info(tr("predict.stale", item=stored["result"].queries.get_column("item_cd")[0]))
+        return
+    _show_result(stored["result"], predictor, stored["lot_size"], stored["version"])
+
+
+def main() -> None:
+    settings = get_settings()
+    st.title(tr("predict.title"))
+    st.caption(tr("predict.caption"))
+    predictor = current_predictor(settings)
+    if predictor is None:
+        return
+    st.session_state["_predictor_features"] = predictor.bundle.encoder.used_features_
+    # Filled last: comparing the model's data with the session's may read the data first.
+    notice = st.container()
+    _prediction(predictor, settings)
+    with notice:
+        model_data_notice(predictor.bundle.manifest, settings, hint="model.other_data_predict")
 
 
 try:

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from pages.common import get_settings, keep, loaded_data, show_error, tr
+from pages.common import MISSING_TEXT, get_settings, keep, loaded_data, show_error, tr
 from routing_core.tables import to_csv_bytes, to_xlsx_bytes
 from routing_core.timeagg import TimeFilters, aggregate_times, apply_filters, count_zero_good_quantity, lead_time_min
 
@@ -22,6 +22,11 @@ SUMMARY_COLUMNS = [
 ]
 TOP_GROUPS = 20
 KINDS = ["setup", "run", "queue", "wait", "move"]
+# The name shown beside a code: the operation name of a JOB_CD, the resource name of a RES_CD.
+NAME_COLUMNS = {"JOB_CD": "JOB_NM", "RES_CD": "RES_DIS"}
+NAME_LABELS = {"JOB_NM": "col.job_nm", "RES_DIS": "col.res_dis"}
+# Characters of a name kept in a chart's tick label; the hover shows the whole name.
+TICK_NAME_CHARS = 8
 
 
 def _options(frame: pl.DataFrame, column: str) -> list[str]:
@@ -56,13 +61,46 @@ def _filters(items: pl.DataFrame, routings: pl.DataFrame, work_orders: pl.DataFr
     )
 
 
+def _code_names(routings: pl.DataFrame, code: str) -> pl.DataFrame:
+    """Return the most common name of each code in ``routings``: JOB_NM per JOB_CD or RES_DIS per RES_CD.
+
+    Ties go to the alphabetically first name, so the result does not depend on row order.
+    """
+    name = NAME_COLUMNS[code]
+    return (
+        routings.filter(pl.col(code).is_not_null() & pl.col(name).is_not_null())
+        .group_by(code, name).len()
+        .sort([code, "len", name], descending=[False, True, False])
+        .unique(code, keep="first", maintain_order=True)
+        .select(code, name)
+    )
+
+
+def _with_names(table: pl.DataFrame, code: str, routings: pl.DataFrame) -> pl.DataFrame:
+    """Add the name column of ``code`` right after it (a null name when the code has none)."""
+    name = NAME_COLUMNS[code]
+    joined = table.join(_code_names(routings, code), on=code, how="left", maintain_order="left")
+    return joined.select(code, name, *[c for c in table.columns if c != code])
+
+
+def _code_label(code: pl.Expr, name: pl.Expr, max_chars: int | None = None) -> pl.Expr:
+    """Return "code name", the name cut to ``max_chars`` with "…", or the code alone when there is no name."""
+    if max_chars is not None:
+        name = pl.when(name.str.len_chars() > max_chars).then(name.str.slice(0, max_chars) + "…").otherwise(name)
+    return pl.when(name.is_null()).then(code).otherwise(pl.concat_str([code, name], separator=" "))
+
+
 def _resource_chart(by_resource: pl.DataFrame) -> go.Figure:
     top = by_resource.with_columns(
         pl.sum_horizontal(f"planned_{k}_min_sum" for k in KINDS).alias("_total")
     ).sort("_total", descending=True, nulls_last=True).head(TOP_GROUPS)
+    names = top.get_column("RES_DIS").fill_null("").to_list()
     figure = go.Figure()
     for kind in KINDS:
-        figure.add_bar(name=tr(f"time.{kind}"), x=top["RES_CD"].to_list(), y=top[f"planned_{kind}_min_sum"].fill_null(0).to_list())
+        figure.add_bar(
+            name=tr(f"time.{kind}"), x=top["RES_CD"].to_list(), y=top[f"planned_{kind}_min_sum"].fill_null(0).to_list(),
+            customdata=names, hovertemplate="%{x} %{customdata}<br>%{y:,.0f}",
+        )
     figure.update_layout(
         barmode="stack", height=420, margin=dict(l=10, r=10, t=40, b=10), yaxis_title=tr("times.minutes_sum"),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0, traceorder="normal"), xaxis_tickangle=-45,
@@ -71,13 +109,16 @@ def _resource_chart(by_resource: pl.DataFrame) -> go.Figure:
     return figure
 
 
-def _job_chart(by_job: pl.DataFrame) -> go.Figure:
-    top = by_job.sort("n_orders", descending=True).head(TOP_GROUPS)
+def _job_chart(by_job: pl.DataFrame, with_actual: bool) -> go.Figure:
+    top = by_job.sort(["n_orders", "n_operations"], descending=True).head(TOP_GROUPS)
+    labels = top.select(_code_label(pl.col("JOB_CD"), pl.col("JOB_NM"), TICK_NAME_CHARS)).to_series().to_list()
+    full_labels = top.select(_code_label(pl.col("JOB_CD"), pl.col("JOB_NM"))).to_series().to_list()
+    series = [("planned", tr("times.planned"))] + ([("actual", tr("times.actual"))] if with_actual else [])
     figure = go.Figure()
-    for prefix, label in (("planned", tr("times.planned")), ("actual", tr("times.actual"))):
+    for prefix, label in series:
         median = top[f"{prefix}_run_min_median"]
         figure.add_bar(
-            name=label, x=top["JOB_CD"].to_list(), y=median.to_list(),
+            name=label, x=labels, y=median.to_list(), customdata=full_labels, hovertemplate="%{customdata}<br>%{y:,.2f}",
             error_y=dict(
                 type="data", symmetric=False,
                 array=(top[f"{prefix}_run_min_p75"] - median).to_list(),
@@ -99,11 +140,15 @@ def _lead_time_chart(lead_times: pl.DataFrame, lot_size: float) -> go.Figure:
 
 
 def _display_table(table: pl.DataFrame, by: str, all_columns: bool) -> pl.DataFrame:
-    columns = [c for c in table.columns if c != by] if all_columns else SUMMARY_COLUMNS
-    shown = table.select(by, *columns)
+    keys = [by, NAME_COLUMNS[by]] if by in NAME_COLUMNS else [by]
+    columns = [c for c in table.columns if c not in keys] if all_columns else SUMMARY_COLUMNS
+    shown = table.select(*keys, *columns)
+    if by == "INSIDE_FLAG":
+        shown = shown.with_columns(pl.col(by).replace_strict({"Y": tr("flag.inside.Y"), "N": tr("flag.inside.N")}, default=pl.col(by)))
     floats = [c for c, dtype in shown.schema.items() if dtype.is_float()]
     shown = shown.with_columns(pl.col(floats).round(3))
     labels = {by: tr(f"times.group.{by}")}
+    labels.update({name: tr(NAME_LABELS[name]) for name in keys[1:]})
     labels.update({c: tr(f"times.col.{c}") for c in columns if not all_columns})
     return shown.rename(labels)
 
@@ -135,12 +180,17 @@ def main() -> None:
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{tr('times.chart_resource')}**")
-        by_resource = aggregate_times(routings, None, None, by=["RES_CD"], stats=["sum"])
+        by_resource = _with_names(aggregate_times(routings, None, None, by=["RES_CD"], stats=["sum"]), "RES_CD", routings)
         st.plotly_chart(_resource_chart(by_resource), width="stretch", key="times-resource")
     with right:
         st.markdown(f"**{tr('times.chart_job')}**")
-        by_job = aggregate_times(routings, work_orders, None, by=["JOB_CD"], stats=["median", "p25", "p75"])
-        st.plotly_chart(_job_chart(by_job), width="stretch", key="times-job")
+        by_job = _with_names(aggregate_times(routings, work_orders, None, by=["JOB_CD"], stats=["median", "p25", "p75"]), "JOB_CD", routings)
+        with_actual = bool(by_job.get_column("actual_run_min_median").is_not_null().any())
+        with_planned = bool((by_job.get_column("planned_run_min_median").fill_null(0) > 0).any())
+        if not with_actual:
+            st.info(tr("times.no_actual" if with_planned else "times.no_run_times"))
+        if with_actual or with_planned:
+            st.plotly_chart(_job_chart(by_job, with_actual), width="stretch", key="times-job")
     st.markdown(f"**{tr('times.chart_lead_time')}**")
     st.plotly_chart(_lead_time_chart(lead_time_min(routings, lot_size), lot_size), width="stretch", key="times-lead")
 
@@ -150,8 +200,10 @@ def main() -> None:
     all_columns = g2.toggle(tr("times.all_columns"), **keep("times.all_columns", False))
     items = views.items if by in ITEM_GROUP_COLUMNS else None
     table = aggregate_times(routings, work_orders, items if items is not None else views.items, by=[by])
+    if by in NAME_COLUMNS:
+        table = _with_names(table, by, routings)
     shown = _display_table(table, by, all_columns)
-    st.dataframe(shown, hide_index=True, width="stretch")
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder=MISSING_TEXT)
     d1, d2 = st.columns(2)
     d1.download_button(tr("times.download_xlsx"), to_xlsx_bytes(shown, "times"), file_name=f"times_by_{by}.xlsx", on_click="ignore")
     d2.download_button(tr("times.download_csv"), to_csv_bytes(shown), file_name=f"times_by_{by}.csv", mime="text/csv", on_click="ignore")

@@ -27,7 +27,8 @@ from routing_core.config import Settings
 from routing_core.errors import DataError
 from routing_core.features import UnseenCategoryWarning
 from routing_core.registry import ModelBundle
-from routing_core.timeagg import lead_time_expr
+from routing_core.schema import NULL_MARKERS, TIME_UNIT_TO_MINUTES
+from routing_core.timeagg import MAX_LOT_SIZE, lead_time_expr
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,10 @@ class PredictionOptions:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         options = cls(**values)
-        if not math.isfinite(options.lot_size) or options.lot_size <= 0:
-            raise DataError(f"lot size must be greater than 0, got {options.lot_size}")
+        if not math.isfinite(options.lot_size) or options.lot_size <= 0 or options.lot_size > MAX_LOT_SIZE:
+            raise DataError(
+                f"lot size must be greater than 0 and at most {MAX_LOT_SIZE:,} pieces, got {options.lot_size:g}"
+            )
         if options.top_k < 1 or options.max_candidates < 1:
             raise DataError("top-K and the number of candidates must be at least 1")
         return options
@@ -460,4 +463,75 @@ def result_rows(result: PredictionResult) -> pl.DataFrame:
             "item_cd", "candidate_id", "rank", "score", "lead_time_min", "proc_seq", "job_cd", "job_nm",
             "res_cd", "inside_flag", *[f"{k}_min" for k in TIME_KINDS], "time_source",
         )
+    )
+
+
+# --- lead time of a routing given as ERP rows ----------------------------------------
+
+_ROUTING_TIME_COLUMNS = ("QUEUE_TIME", "SETUP_TIME", "RUN_TIME", "WAIT_TIME", "MOVE_TIME")
+_UNIT_FACTORS = {unit.upper(): factor for unit, factor in TIME_UNIT_TO_MINUTES.items()}
+
+
+@dataclass(frozen=True)
+class RoutingLeadTime:
+    """Lead time of one routing: the serial sum in minutes and, apart from it, the subcontract days."""
+
+    minutes: float | None
+    subcontract_days: float
+
+
+def routing_lead_time(operations: pl.DataFrame, lot_size: float = 1.0) -> RoutingLeadTime:
+    """Return the lead time of routing rows with ERP columns for a lot of ``lot_size`` pieces.
+
+    Each row's times are in its TIME_UNIT (empty means minutes), and RUN_TIME is
+    for RUN_TIME_QTY pieces (empty means 1). ``minutes`` is the serial sum of
+    QUEUE_TIME + SETUP_TIME + RUN_TIME × lot_size / RUN_TIME_QTY + WAIT_TIME +
+    MOVE_TIME, the lead time that predictions report. ``subcontract_days`` is the
+    sum of MFG_LT, the days of subcontracted operations, which ``minutes`` leaves
+    out. Numbers may be text. ``minutes`` is None when there are no rows, a
+    TIME_UNIT is unknown, a number cannot be read or is not finite, or
+    RUN_TIME_QTY is not above 0 (``export.check_operations`` reports such rows).
+    """
+    present = set(operations.columns)
+
+    def text(column: str) -> pl.Expr:
+        value = pl.col(column).cast(pl.String).str.normalize("NFKC").str.strip_chars()
+        return pl.when(value.is_in(sorted(NULL_MARKERS))).then(None).otherwise(value)
+
+    def number(column: str) -> pl.Expr:
+        if column not in present:
+            return pl.lit(None, pl.Float64)
+        return text(column).cast(pl.Float64, strict=False)
+
+    def unreadable(column: str) -> pl.Expr:
+        if column not in present:
+            return pl.lit(False)
+        value = number(column)
+        return (text(column).is_not_null() & value.is_null()) | value.is_nan() | value.is_infinite()
+
+    if "TIME_UNIT" in present:
+        unit = text("TIME_UNIT").str.to_uppercase()
+        factor = pl.when(unit.is_null()).then(1.0).otherwise(unit.replace_strict(_UNIT_FACTORS, default=None, return_dtype=pl.Float64))
+    else:
+        factor = pl.lit(1.0)
+    number_columns = [*_ROUTING_TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"]
+    bad_row = pl.any_horizontal(
+        factor.is_null(), (number("RUN_TIME_QTY") <= 0).fill_null(False), *[unreadable(c) for c in number_columns]
+    )
+    rows = operations.lazy().select(
+        *[(number(c) * factor).alias(c) for c in _ROUTING_TIME_COLUMNS],
+        number("RUN_TIME_QTY").alias("RUN_TIME_QTY"),
+        number("MFG_LT").alias("MFG_LT"),
+        bad_row.alias("_unreadable"),
+    )
+    summary = rows.select(
+        lead_time_expr(lot_size).sum().alias("minutes"),
+        pl.col("MFG_LT").sum().alias("subcontract_days"),
+        pl.col("_unreadable").any().alias("unreadable"),
+        pl.len().alias("n_rows"),
+    ).collect().row(0, named=True)
+    readable = summary["n_rows"] > 0 and not summary["unreadable"]
+    return RoutingLeadTime(
+        minutes=float(summary["minutes"]) if readable else None,
+        subcontract_days=float(summary["subcontract_days"] or 0.0),
     )

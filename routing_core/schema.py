@@ -89,7 +89,7 @@ def clean_schema(view: str) -> pl.Schema:
 # --- header aliases --------------------------------------------------------------
 
 # ERP table spellings and Korean headers seen in exports, mapped to view columns.
-COLUMN_ALIASES: dict[str, str] = {
+_EXPORT_ALIASES: dict[str, str] = {
     "INSIDE_FLG": "INSIDE_FLAG",
     "품목코드": "ITEM_CD",
     "품목": "ITEM_CD",
@@ -146,6 +146,71 @@ COLUMN_ALIASES: dict[str, str] = {
     "가공시간(시)": "MACH_WORKED_HOURS",
     "지시수량": "ORDER_QTY",
     "불량수량": "BAD_QTY",
+}
+
+# The labels of the item attributes on the prediction page's new-item form, in Korean
+# and English (locale texts ``feature.<column>``), so that an item list typed with
+# the form's labels is read as is. tests/test_schema.py checks that both locales match.
+FORM_LABEL_ALIASES: dict[str, str] = {
+    "품목코드": "ITEM_CD", "Item code": "ITEM_CD",
+    "품목명": "ITEM_NM", "Item name": "ITEM_NM",
+    "규격": "ITEM_SPEC", "Specification": "ITEM_SPEC",
+    "도면번호": "DRAW_NO", "Drawing no.": "DRAW_NO",
+    "도면 리비전": "DRAW_REV", "Drawing rev.": "DRAW_REV",
+    "품목유형": "ITEM_TYPE", "Item type": "ITEM_TYPE",
+    "부품유형": "PART_TYPE", "Part type": "PART_TYPE",
+    "품목계정": "ITEM_ACCT", "Item account": "ITEM_ACCT",
+    "단위": "ITEM_UNIT", "Unit": "ITEM_UNIT",
+    "품목그룹": "ITEM_GRP1", "Item group": "ITEM_GRP1",
+    "품목그룹명": "ITEM_GRP1NM", "Item group name": "ITEM_GRP1NM",
+    "그룹1": "GROUP1", "Group 1": "GROUP1",
+    "그룹2": "GROUP2", "Group 2": "GROUP2",
+    "그룹3": "GROUP3", "Group 3": "GROUP3",
+    "씰타입그룹": "SealTypeGrup", "Seal type group": "SealTypeGrup",
+    "내측 씰타입": "IN_SEALTYPE_CD", "Inner seal type": "IN_SEALTYPE_CD",
+    "중간 씰타입": "MID_SEALTYPE_CD", "Middle seal type": "MID_SEALTYPE_CD",
+    "외측 씰타입": "OUT_SEALTYPE_CD", "Outer seal type": "OUT_SEALTYPE_CD",
+    "원자재 종류": "RAW_MATL_KIND", "Raw material kind": "RAW_MATL_KIND",
+    "재질": "ITEM_MATERIAL", "Material": "ITEM_MATERIAL",
+    "재질 설명": "MATERIAL_DESC", "Material description": "MATERIAL_DESC",
+    "치수 단위": "OUTDIAMETER_UNIT", "Size unit": "OUTDIAMETER_UNIT",
+    "외경(mm)": "OUTDIAMETER", "Outer diameter (mm)": "OUTDIAMETER",
+    "내경(mm)": "INDIAMETER", "Inner diameter (mm)": "INDIAMETER",
+    "두께(mm)": "OUTTHICKNESS", "Thickness (mm)": "OUTTHICKNESS",
+    "내측 씰 크기": "IN_SEALSIZE", "Inner seal size": "IN_SEALSIZE",
+    "중간 씰 크기": "MID_SEALSIZE", "Middle seal size": "MID_SEALSIZE",
+    "외측 씰 크기": "OUT_SEALSIZE", "Outer seal size": "OUT_SEALSIZE",
+    "표준품 여부": "STANDARD_YN", "Standard item": "STANDARD_YN",
+    "시계방향 회전": "ROTATE_CLOCKWISE", "Clockwise": "ROTATE_CLOCKWISE",
+    "반시계방향 회전": "ROTATE_CTRCLOCKWISE", "Counter-clockwise": "ROTATE_CTRCLOCKWISE",
+}
+
+# Columns whose values are millimetres after validation. Their headers may carry the
+# unit as "(mm)" or leave it out: 외경, 외경(mm), OUTDIAMETER (mm) and Outer diameter
+# all name OUTDIAMETER. Header matching ignores spaces and case, and NFKC turns ㎜ into mm.
+# NOTE: only "(mm)" is accepted. A header that names another unit, such as 외경(inch),
+# is not read, because its values would be taken as millimetres.
+MM_SUFFIX = "(mm)"
+_MM_COLUMNS = ("OUTDIAMETER", "INDIAMETER", "OUTTHICKNESS")
+
+
+def _mm_suffix_variants(aliases: dict[str, str]) -> dict[str, str]:
+    """Return every name of a millimetre column, view names included, with and without "(mm)"."""
+    names = {**aliases, **{c: c for c in _MM_COLUMNS}}
+    variants: dict[str, str] = {}
+    for name, target in names.items():
+        if target in _MM_COLUMNS:
+            base = name.removesuffix(MM_SUFFIX).rstrip()
+            variants[base] = target
+            variants[base + MM_SUFFIX] = target
+    # A view column is no alias of itself.
+    return {name: target for name, target in variants.items() if name != target}
+
+
+COLUMN_ALIASES: dict[str, str] = {
+    **_EXPORT_ALIASES,
+    **FORM_LABEL_ALIASES,
+    **_mm_suffix_variants({**_EXPORT_ALIASES, **FORM_LABEL_ALIASES}),
 }
 
 # Markers that real extracts use for an empty cell (compared after trimming).

@@ -196,3 +196,64 @@ def test_code_lookup_sorted_and_unsorted():
         lookup = _CodeLookup(pl.Series(codes))
         rows = lookup.rows(["A2", "NOPE", "B1", "0"]).tolist()
         assert rows == [codes.index("A2"), -1, codes.index("B1"), -1]
+
+
+def _erp_rows(**columns) -> pl.DataFrame:
+    base = {
+        "TIME_UNIT": ["M", "H", None], "SETUP_TIME": [10.0, 0.5, None], "RUN_TIME": [2.0, 0.1, 1.0],
+        "RUN_TIME_QTY": [1.0, 2.0, None], "QUEUE_TIME": [5.0, None, 0.0], "WAIT_TIME": [1.0, 0.0, 0.0],
+        "MOVE_TIME": [0.0, 0.0, 0.0], "MFG_LT": [None, 9.0, None],
+    }
+    return pl.DataFrame({**base, **columns}, strict=False)
+
+
+def test_routing_lead_time_units_and_lot():
+    from routing_core.predict import routing_lead_time
+
+    # Row 1 in minutes: 5 + 10 + 2 × 10 + 1 = 36. Row 2 in hours: setup 30, run 6 min
+    # for 2 pieces so 3 × 10 = 30: 60. Row 3, empty unit and quantity: 1 × 10 = 10.
+    lead = routing_lead_time(_erp_rows(), lot_size=10)
+    assert lead.minutes == pytest.approx(106.0)
+    assert lead.subcontract_days == pytest.approx(9.0)
+
+
+def test_routing_lead_time_reads_text_numbers():
+    from routing_core.predict import routing_lead_time
+
+    lead = routing_lead_time(_erp_rows().cast(pl.String), lot_size=10)
+    assert lead.minutes == pytest.approx(106.0)
+    assert lead.subcontract_days == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("column, value", [
+    ("TIME_UNIT", "DAY"), ("SETUP_TIME", "ten"), ("RUN_TIME_QTY", "0"), ("MOVE_TIME", "inf"),
+])
+def test_routing_lead_time_unreadable_row(column, value):
+    from routing_core.predict import routing_lead_time
+
+    rows = _erp_rows().cast(pl.String).with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+    lead = routing_lead_time(rows, lot_size=10)
+    assert lead.minutes is None
+    assert lead.subcontract_days == pytest.approx(9.0)
+
+
+def test_routing_lead_time_without_rows():
+    from routing_core.predict import routing_lead_time
+
+    lead = routing_lead_time(_erp_rows().head(0))
+    assert lead.minutes is None
+    assert lead.subcontract_days == 0.0
+
+
+def test_routing_lead_time_equals_candidate(predictor):
+    from routing_core.export import operations_from_result
+    from routing_core.predict import routing_lead_time
+
+    result = predictor.predict_items(["B1", "A1"], _options(lot_size=25.0))
+    for candidate in result.candidates.iter_rows(named=True):
+        rows = operations_from_result(result, candidate["query"], candidate["candidate_id"])
+        lead = routing_lead_time(rows, lot_size=25.0)
+        assert lead.minutes == pytest.approx(candidate["lead_time_min"])
+        assert lead.subcontract_days == 0.0
