@@ -16,6 +16,7 @@ from routing_core.export import DEFAULT_ROUT_NO, basket_routings_from_result, pr
 from routing_core.i18n import has_key, localized
 from routing_core.predict import PredictionOptions, Predictor
 from routing_core.sources import read_item_list
+from routing_core.timeagg import MAX_LOT_SIZE
 
 UPLOAD_KEY = "batch.upload"
 STATE_KEY = "batch.state"  # the parsed upload and its prediction; survives page switches
@@ -313,7 +314,7 @@ def main() -> None:
         return
 
     lot_col, top_col = st.columns(2)
-    lot_size = lot_col.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("batch.lot_size", float(settings.default_lot_size)))
+    lot_size = lot_col.number_input(tr("predict.lot_size"), min_value=1.0, max_value=float(MAX_LOT_SIZE), step=1.0, format="%g", **keep("batch.lot_size", float(settings.default_lot_size)))
     top_k = top_col.slider(tr("predict.top_k"), min_value=1, max_value=50, **keep("batch.top_k", settings.top_k))
     if st.button(tr("batch.run", n=state["items"].height), type="primary", icon=":material/online_prediction:"):
         try:

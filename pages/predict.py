@@ -30,6 +30,7 @@ from routing_core.export import (
 )
 from routing_core.features import MISSING_CATEGORY
 from routing_core.predict import TIME_KINDS, PredictionOptions, PredictionResult, Predictor, routing_lead_time
+from routing_core.timeagg import MAX_LOT_SIZE
 
 MAX_LISTED_ITEMS = 200
 RESULT_KEY = "predict.result"
@@ -563,7 +564,7 @@ def _prediction(predictor: Predictor, settings: Settings) -> None:
     with right:
         top_k = st.slider(tr("predict.top_k"), min_value=1, max_value=50, **keep("predict.top_k", settings.top_k))
         max_candidates = st.slider(tr("predict.max_candidates"), min_value=1, max_value=10, **keep("predict.max_candidates", settings.max_candidates))
-        lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("predict.lot_size", float(settings.default_lot_size)))
+        lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, max_value=float(MAX_LOT_SIZE), step=1.0, format="%g", **keep("predict.lot_size", float(settings.default_lot_size)))
     with left:
         if mode == "existing":
             item_cd = _pick_existing_item(predictor)

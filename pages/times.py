@@ -10,7 +10,14 @@ import streamlit as st
 
 from pages.common import MISSING_TEXT, get_settings, keep, loaded_data, show_error, tr
 from routing_core.tables import to_csv_bytes, to_xlsx_bytes
-from routing_core.timeagg import TimeFilters, aggregate_times, apply_filters, count_zero_good_quantity, lead_time_min
+from routing_core.timeagg import (
+    MAX_LOT_SIZE,
+    TimeFilters,
+    aggregate_times,
+    apply_filters,
+    count_zero_good_quantity,
+    lead_time_min,
+)
 
 GROUP_OPTIONS = ["RES_CD", "JOB_CD", "ITEM_CD", "INSIDE_FLAG", "ITEM_GRP1", "ITEM_MATERIAL", "PART_TYPE"]
 ITEM_GROUP_COLUMNS = {"ITEM_GRP1", "ITEM_MATERIAL", "PART_TYPE"}
@@ -176,7 +183,7 @@ def main() -> None:
     c4.metric(tr("times.ratio"), "—" if ratio is None else f"{ratio:.2f}")
     c5.metric(tr("times.zero_good"), f"{count_zero_good_quantity(work_orders) if work_orders is not None else 0:,}")
 
-    lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, step=1.0, format="%g", **keep("times.lot_size", float(settings.default_lot_size)))
+    lot_size = st.number_input(tr("predict.lot_size"), min_value=1.0, max_value=float(MAX_LOT_SIZE), step=1.0, format="%g", **keep("times.lot_size", float(settings.default_lot_size)))
     left, right = st.columns(2)
     with left:
         st.markdown(f"**{tr('times.chart_resource')}**")

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=10, ge=1, le=200)
     max_candidates: int = Field(default=5, ge=1, le=50)
     similarity_floor: float = Field(default=0.0, ge=-1.0, le=1.0)
-    default_lot_size: float = Field(default=1.0, gt=0)
+    default_lot_size: float = Field(default=1.0, gt=0, le=1_000_000)  # at most timeagg.MAX_LOT_SIZE pieces
     min_actual_orders: int = Field(default=3, ge=1)
 
     # presentation
