@@ -20,7 +20,6 @@ from routing_core.export import (
     EDITOR_COLUMNS,
     EDITOR_TIME_UNITS,
     TIME_COLUMNS,
-    TIME_DECIMALS,
     BasketRouting,
     check_operations,
     conform_operations,
@@ -474,7 +473,7 @@ def _operation_fields(row: dict[str, Any], form_key: str) -> dict[str, Any]:
     for i, column in enumerate([*TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"], start=10):
         values[column] = columns[i % 4].number_input(
             column_label(column), value=_number_or_none(row[column]), step=1.0,
-            format=f"%.{TIME_DECIMALS}f", key=f"{form_key}.{column}",
+            format="%g", key=f"{form_key}.{column}",
         )
     return values
 

@@ -94,6 +94,11 @@ _YES_NO_VALUES = {k.upper(): v for k, v in schema.YES_NO_VALUES.items()}
 # Export times are rounded to this many decimals, the scale of the example staging table.
 TIME_DECIMALS = 4
 
+# Predicted times start the editor rounded to this many significant digits (35.118 → 35.1,
+# 0.05234 → 0.0523): the estimates are medians of similar items, and more digits
+# would claim a precision they do not have.
+PROPOSED_SIGNIFICANT_DIGITS = 3
+
 # Characters that XML 1.0, and so an xlsx file, cannot hold (the set openpyxl rejects).
 XML_ILLEGAL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
@@ -140,7 +145,7 @@ def operations_from_result(result: PredictionResult, query: int, candidate_id: s
     """Return one candidate of a prediction as an editor frame.
 
     Times are the candidate's estimates in minutes (TIME_UNIT ``M``), rounded to
-    ``TIME_DECIMALS``; RUN_TIME is per piece, so RUN_TIME_QTY is 1. Raises
+    ``PROPOSED_SIGNIFICANT_DIGITS``; RUN_TIME is per piece, so RUN_TIME_QTY is 1. Raises
     DataError when the result has no such candidate.
     """
     operations = result.operations.filter((pl.col("query") == query) & (pl.col("candidate_id") == candidate_id))
@@ -148,7 +153,7 @@ def operations_from_result(result: PredictionResult, query: int, candidate_id: s
         raise DataError(f"prediction {query} has no candidate {candidate_id!r}")
 
     def minutes(column: str) -> pl.Expr:
-        return pl.col(column).cast(pl.Float64).round(TIME_DECIMALS)
+        return pl.col(column).cast(pl.Float64).round_sig_figs(PROPOSED_SIGNIFICANT_DIGITS)
 
     return operations.sort("pos").select(
         pl.col("proc_seq").cast(pl.Int64).alias("PROC_SEQ"),
