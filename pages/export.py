@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 
 import polars as pl
 import streamlit as st
 
 from pages.basket import column_label, get_basket, show_problems
-from pages.common import get_settings, keep, show_error, tr
+from pages.common import get_settings, keep, loaded_data, show_error, tr
 from routing_core.config import Settings
 from routing_core.errors import ExportError, RoutingError
 from routing_core.export import (
@@ -18,6 +19,7 @@ from routing_core.export import (
     build_export,
     erp_export_available,
     export_fingerprint,
+    registered_routings,
     to_csv,
     to_xlsx,
     unencodable_characters,
@@ -25,6 +27,8 @@ from routing_core.export import (
 )
 from routing_core.i18n import has_key
 from routing_core.odbc import odbc_available
+
+logger = logging.getLogger(__name__)
 
 DRY_RUN_KEY = "export.dry_run_passed"  # fingerprint of the rows whose dry run passed
 WRITTEN_KEY = "export.written"  # fingerprint of the rows last written
@@ -193,6 +197,29 @@ def _erp_section(batch: ExportBatch, fingerprint: str, settings: Settings) -> No
         st.rerun()
 
 
+def _registered_notice(settings: Settings) -> None:
+    """Warn about basket items that already have a routing in use in the ERP data."""
+    try:
+        active = loaded_data(settings).views.active_routings
+    except RoutingError as exc:
+        # The notice is a help, not a condition of the export: without data there is nothing to compare.
+        logger.warning("registered-routing check skipped: %s", exc)
+        return
+    found = registered_routings(get_basket().routings(), active)
+    if found.height == 0:
+        return
+    st.warning(tr("export.registered", n=found.height))
+    st.dataframe(
+        found.rename({
+            "ITEM_CD": column_label("ITEM_CD"),
+            "ROUT_NO": tr("export.registered.new_rout_no"),
+            "ERP_ROUT_NO": tr("export.registered.erp_rout_no"),
+            "ERP_OPERATIONS": tr("export.registered.erp_operations"),
+        }),
+        hide_index=True,
+    )
+
+
 def main() -> None:
     settings = get_settings()
     st.title(tr("export.title"))
@@ -208,6 +235,7 @@ def main() -> None:
         return
 
     _basket_section()
+    _registered_notice(settings)
     valid_from = st.date_input(tr("export.valid_from"), help=tr("export.valid_from_help"), **keep("export.valid_from", date.today()))
     batch = build_export(basket.routings(), valid_from)
 

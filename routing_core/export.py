@@ -617,6 +617,24 @@ def _erp_rows(raw: pl.DataFrame, valid_from: date) -> pl.DataFrame:
     ).select(ERP_EXPORT_COLUMNS).cast(dict(EXPORT_SCHEMA))
 
 
+def registered_routings(routings: Sequence[BasketRouting], active_routings: pl.DataFrame) -> pl.DataFrame:
+    """Return the basket items that already have an active routing in the ERP data.
+
+    Columns: ITEM_CD, ROUT_NO of the basket, ERP_ROUT_NO (the routing in use) and
+    ERP_OPERATIONS (its number of operations), one row per such item in basket order.
+    Writing such an item adds a routing beside the one in use or replaces it, as the
+    ERP's staging import decides, so the engineer should look before writing.
+    """
+    basket = pl.DataFrame(
+        {"ITEM_CD": [r.item_cd for r in routings], "ROUT_NO": [r.rout_no for r in routings]},
+        schema={"ITEM_CD": pl.String, "ROUT_NO": pl.String},
+    )
+    in_use = active_routings.group_by("ITEM_CD").agg(
+        pl.col("ROUT_NO").first().alias("ERP_ROUT_NO"), pl.len().cast(pl.Int64).alias("ERP_OPERATIONS")
+    )
+    return basket.join(in_use, on="ITEM_CD", how="inner", maintain_order="left")
+
+
 def build_export(routings: Sequence[BasketRouting], valid_from: date | None = None) -> ExportBatch:
     """Convert basket routings to ERP routing detail rows and check them.
 

@@ -16,7 +16,7 @@ from routing_core import export
 from routing_core.cli import main as cli_main
 from routing_core.config import FeatureSpec, load_settings
 from routing_core.errors import DataError, ExportError
-from routing_core.export import Basket, BasketRouting, build_export, check_operations
+from routing_core.export import Basket, BasketRouting, build_export, check_operations, registered_routings
 from routing_core.odbc import ERP_EXPORT_COLUMNS, create_staging_table_sql
 from routing_core.predict import PredictionOptions, Predictor
 from routing_core.schema import ITEM_VIEW, ROUTING_VIEW, WORK_ORDER_VIEW, clean_schema
@@ -627,3 +627,11 @@ def test_cli_predicts_item_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
     output = json.loads(capsys.readouterr().out)
     assert [entry["item_cd"] for entry in output] == ["N-001", "N-002"]
     assert all(entry["candidates"] for entry in output)
+
+
+def test_registered_routings_lists_items_in_use():
+    operations = pl.DataFrame({"PROC_SEQ": [10]})
+    basket = [BasketRouting("A1", "01", operations), BasketRouting("NEW-9", "01", operations)]
+    active = pl.DataFrame({"ITEM_CD": ["A1", "A1", "B2"], "ROUT_NO": ["B#1", "B#1", "01"], "PROC_SEQ": [10, 20, 10]})
+    found = registered_routings(basket, active)
+    assert found.rows() == [("A1", "01", "B#1", 2)]
