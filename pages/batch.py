@@ -158,13 +158,14 @@ def _result_table(state: dict[str, Any]) -> pl.DataFrame:
             pl.col("score").round(3),
             pl.col("best_similarity").round(3),
             (pl.col("lead_time_min") / 60).round(1).alias("lead_time_h"),
+            pl.col("subcontract_days").round(1),
         )
         .with_columns(
             (pl.col("candidate_id").is_not_null() & ~pl.col("low_similarity") & pl.lit(not _has_generated_codes(state["items"]))).alias("select"),
         )
         .select(
             "select", "check", "query", "item_cd", "item_nm", "best_similarity", "candidate_id", "score",
-            "n_support", "n_operations", "lead_time_h", "warnings", "low_similarity",
+            "n_support", "n_operations", "lead_time_h", "subcontract_days", "warnings", "low_similarity",
         )
     )
 
@@ -254,6 +255,9 @@ def _show_result(state: dict[str, Any]) -> None:
         "n_support": tr("predict.n_support"),
         "n_operations": tr("predict.n_operations"),
         "lead_time_h": st.column_config.NumberColumn(tr("batch.lead_time_h"), format="%.1f"),
+        "subcontract_days": st.column_config.NumberColumn(
+            tr("batch.subcontract_days"), format="%.1f", help=tr("batch.subcontract_days_help")
+        ),
         "warnings": tr("batch.warnings"),
         "low_similarity": None,
     }

@@ -883,18 +883,27 @@ def _shift_queries(result: PredictionResult, offset: int) -> PredictionResult:
 
 
 def top_candidates(result: PredictionResult) -> pl.DataFrame:
-    """Return one row per query: query, item_cd, candidate_id, score, n_support, n_operations, lead_time_min, warnings.
+    """Return one row per query: query, item_cd, candidate_id, score, n_support, n_operations, lead_time_min,
+    subcontract_days, warnings.
 
-    A query without candidates has an empty candidate_id.
+    lead_time_min is the candidate's serial lead time; subcontract_days sums MFG_LT,
+    the days of its subcontracted operations, which lead_time_min leaves out (0 when
+    none is known). A query without candidates has an empty candidate_id.
     """
-    operations = result.operations.group_by("query", "candidate_id").agg(pl.len().cast(pl.Int64).alias("n_operations"))
+    operations = result.operations.group_by("query", "candidate_id").agg(
+        pl.len().cast(pl.Int64).alias("n_operations"),
+        pl.col("mfg_lt").sum().cast(pl.Float64).alias("subcontract_days"),
+    )
     best = result.candidates.filter(pl.col("rank") == 1).select("query", "candidate_id", "score", "n_support", "lead_time_min")
     return (
         result.queries.select("query", "item_cd", "warnings")
         .join(best, on="query", how="left")
         .join(operations, on=["query", "candidate_id"], how="left")
         .sort("query")
-        .select("query", "item_cd", "candidate_id", "score", "n_support", "n_operations", "lead_time_min", "warnings")
+        .select(
+            "query", "item_cd", "candidate_id", "score", "n_support", "n_operations", "lead_time_min",
+            "subcontract_days", "warnings",
+        )
     )
 
 

@@ -570,6 +570,9 @@ def test_predict_in_chunks_matches_one_call(predictor: Predictor) -> None:
     table = export.top_candidates(chunked)
     assert table["item_cd"].to_list() == ["N1", "N2", "N3", "N4", "N5"]
     assert table["n_operations"].to_list()[:2] == [3, 2]
+    expected_days = chunked.operations.group_by("query", "candidate_id").agg(pl.col("mfg_lt").sum())
+    best_days = table.join(expected_days, on=["query", "candidate_id"]).select("subcontract_days", "mfg_lt")
+    assert best_days["subcontract_days"].to_list() == best_days["mfg_lt"].to_list()
 
 
 def test_top_candidates_into_basket(predictor: Predictor) -> None:
