@@ -473,6 +473,9 @@ def _read_csv(path: Path, data: bytes | None = None) -> _FileRead:
     """
     data = path.read_bytes() if data is None else data
     encoding, utf8 = _decode_csv(path, data)
+    if b"\r" in utf8 and b"\n" not in utf8:
+        # Classic Mac line ends (Excel's "CSV (Macintosh)"): one CR per line.
+        utf8 = utf8.replace(b"\r", b"\n")
     separator = _guess_separator(utf8)
     records = _csv_records(path, utf8, separator)
     if records.height == 0 or records.get_column("__blank").all():
@@ -491,88 +494,80 @@ def _read_csv(path: Path, data: bytes | None = None) -> _FileRead:
 def _csv_records(path: Path, utf8: bytes, separator: str) -> pl.DataFrame:
     """Parse every record of ``utf8`` into text columns ``field_0`` … and describe each record.
 
-    The frame has as many ``field_`` columns as the longest record has fields, and
-    a shorter record has nulls at its end. ``__line`` is the line where the record
-    starts, ``__fields`` its number of fields and ``__blank`` whether every field
-    is empty or white space. Polars gives no field count of its own, because a
-    missing field and an empty one are both null. So the count is one more than
-    the record's separators outside quoted values: the separators on its lines
-    minus those inside its parsed values.
+    The frame has as many ``field_`` columns as the header record (the first that
+    is not blank) has fields: a shorter record has nulls at its end and the extra
+    fields of a longer one are dropped, so one very wide line cannot blow up the
+    frame. ``__line`` is the line where the record starts, ``__fields`` its number
+    of fields, ``__filled`` its number of fields up to the last one that is not
+    empty, and ``__blank`` whether every field is empty or white space. Polars gives
+    no field count of its own, because a missing field and an empty one are both
+    null, so the counts come from the lines: the separators outside quoted values.
     """
     lines = _text_lines(utf8)
     line_separators = lines.str.count_matches(separator, literal=True).fill_null(0).cast(pl.Int64)
-    widest = int(line_separators.max() or 0) + 1
-    records = _parse_csv_records(path, utf8, separator, widest, int(line_separators.sum() or 0) + 1)
-
-    fields = records.columns
-    if b'"' not in utf8:
-        # Without quotes each line is one record, and every separator divides fields.
-        start = pl.int_range(records.height, dtype=pl.Int64, eager=True)
-        field_counts = line_separators.head(records.height) + 1
-        blank = lines.head(records.height).fill_null("").str.strip_chars(f"{separator} \t\r\f\v") == ""
-        return records.with_columns((start + 1).alias("__line"), field_counts.alias("__fields"), blank.alias("__blank"))
-    described = _describe_quoted_records(lines, line_separators, separator, records.height)
-    if described is not None:
-        return records.with_columns(described)
-    else:
-        # Slower: count line breaks and separators inside every parsed value.
-        text = pl.col(fields)
-        lines_per_record = 1 + pl.sum_horizontal(text.str.count_matches("\n", literal=True).fill_null(0))
-        inner = pl.sum_horizontal(text.str.count_matches(separator, literal=True).fill_null(0))
-        spans = records.select(lines_per_record.cast(pl.Int64).alias("lines"), inner.cast(pl.Int64).alias("inner"))
-        end = spans.get_column("lines").cum_sum()
-        start = end - spans.get_column("lines")
-        before = pl.concat([pl.Series([0], dtype=pl.Int64), line_separators.cum_sum()])  # separators before line i
-        if records.height and int(end[-1]) >= before.len():
-            raise DataError(f"cannot read {path.name} as CSV: its records span more lines than the file has")
-        field_counts = before.gather(end) - before.gather(start) - spans.get_column("inner") + 1
-
-    return records.with_columns(
-        (start + 1).alias("__line"),
-        field_counts.alias("__fields"),
-        pl.all_horizontal([pl.col(f).str.strip_chars().fill_null("") == "" for f in fields]).alias("__blank"),
-    )
+    described = _describe_records(lines, line_separators, separator)
+    filled = described.filter(~pl.col("__blank"))
+    width = int(filled.get_column("__fields")[0]) if filled.height else 1
+    records = _parse_csv_records(path, utf8, separator, width)
+    if described.height > records.height and described.slice(records.height).get_column("__blank").all():
+        described = described.head(records.height)  # blank lines at the end that Polars does not return
+    if described.height != records.height:
+        raise DataError(
+            f"cannot read {path.name} as CSV: its quotes do not pair up into records "
+            f"({described.height} records by the quotes, {records.height} by the CSV reader); "
+            "check for a quote character inside an unquoted value"
+        )
+    return records.with_columns(described)
 
 
-def _describe_quoted_records(lines: pl.Series, line_separators: pl.Series, separator: str, n_records: int) -> pl.DataFrame | None:
-    """Return ``__line``, ``__fields`` and ``__blank`` per record of a CSV with quotes, from its lines.
+def _describe_records(lines: pl.Series, line_separators: pl.Series, separator: str) -> pl.DataFrame:
+    """Return ``__line``, ``__fields``, ``__filled`` and ``__blank`` per CSV record, from the file's lines.
 
     A record goes on to the next line when its quotes so far are odd, so the
     running count of quotes splits the lines into records. Lines of a record with
     quotes are joined and their quoted values removed before the separators are
-    counted. Returns None when the records found are fewer than ``n_records``, the
-    number Polars parsed (the caller then counts inside the parsed values).
+    counted; a line without quotes in a record of its own is counted as it is.
     """
+    blank_chars = f"{separator} \t\r\f\v\u00a0"
     quotes = lines.str.count_matches('"', literal=True).fill_null(0)
     ends_open = (quotes.cum_sum() % 2) == 1
-    frame = pl.DataFrame({"text": lines.fill_null(""), "seps": line_separators, "quotes": quotes}).with_columns(
-        (~ends_open.shift(1, fill_value=False)).alias("__starts")
+    frame = (
+        pl.DataFrame({"text": lines.fill_null(""), "seps": line_separators, "quotes": quotes})
+        .with_columns((~ends_open.shift(1, fill_value=False)).alias("__starts"))
+        .with_row_index("__line", offset=1)
+        .with_columns((pl.col("__starts").cum_sum() - 1).cast(pl.Int64).alias("record"))
     )
-    frame = frame.with_row_index("__line", offset=1).with_columns(
-        (pl.col("__starts").cum_sum() - 1).cast(pl.Int64).alias("record")
-    )
+    plain_filled = pl.col("text").str.strip_chars_end(blank_chars).str.count_matches(separator, literal=True) + 1
+    blank = (pl.col("quotes") == 0) & (pl.col("text").str.strip_chars(blank_chars) == "")
+    heads = frame.filter(pl.col("__starts"))
     quoted_records = frame.filter(pl.col("quotes") > 0).get_column("record").unique()
+    if quoted_records.is_empty():
+        # Without quotes each line is one record, and every separator divides fields.
+        return heads.select(
+            pl.col("__line").cast(pl.Int64),
+            (pl.col("seps") + 1).alias("__fields"),
+            plain_filled.cast(pl.Int64).alias("__filled"),
+            blank.alias("__blank"),
+        )
+    unquoted_text = pl.col("text").str.replace_all(r'"[^"]*"', "")
     quoted = (
         frame.filter(pl.col("record").is_in(quoted_records.implode()))
         .group_by("record", maintain_order=True)
         .agg(pl.col("text").str.join("\n"))
         .select(
             "record",
-            (pl.col("text").str.replace_all(r'"[^"]*"', "").str.count_matches(separator, literal=True) + 1)
+            (unquoted_text.str.count_matches(separator, literal=True) + 1).cast(pl.Int64).alias("quoted_fields"),
+            (unquoted_text.str.strip_chars_end(blank_chars).str.count_matches(separator, literal=True) + 1)
             .cast(pl.Int64)
-            .alias("quoted_fields"),
+            .alias("quoted_filled"),
         )
     )
-    heads = frame.filter(pl.col("__starts"))
-    if heads.height < n_records:
-        return None
-    blank = (pl.col("quotes") == 0) & (pl.col("text").str.strip_chars(f"{separator} \t\r\f\v") == "")
     return (
-        heads.head(n_records)
-        .join(quoted, on="record", how="left", maintain_order="left")
+        heads.join(quoted, on="record", how="left", maintain_order="left")
         .select(
             pl.col("__line").cast(pl.Int64),
             pl.coalesce("quoted_fields", pl.col("seps") + 1).alias("__fields"),
+            pl.coalesce("quoted_filled", plain_filled.cast(pl.Int64)).alias("__filled"),
             blank.alias("__blank"),
         )
     )
@@ -593,37 +588,27 @@ def _text_lines(utf8: bytes) -> pl.Series:
     return lines.str.strip_suffix("\r").replace("", None)
 
 
-def _parse_csv_records(path: Path, utf8: bytes, separator: str, width: int, max_width: int) -> pl.DataFrame:
-    """Parse ``utf8`` without a header into ``width`` or more text columns ``field_0`` ….
-
-    ``width`` is the maximum number of fields on one line. A record has no more
-    fields than that unless a quoted field spans lines. Then Polars reports more
-    fields than the schema, and the parse is tried again twice as wide, up to
-    ``max_width`` (one more than the separators of the whole file).
-    """
-    while True:
-        try:
-            return pl.read_csv(
-                utf8,
-                separator=separator,
-                has_header=False,
-                schema={f"field_{i}": pl.String for i in range(width)},
-                missing_columns="insert",
-                raise_if_empty=False,
-            )
-        except pl.exceptions.PolarsError as exc:
-            if "more fields than defined" not in str(exc) or width >= max_width:
-                raise DataError(_csv_error(path, utf8, exc)) from exc
-            width = min(2 * width, max_width)
+def _parse_csv_records(path: Path, utf8: bytes, separator: str, width: int) -> pl.DataFrame:
+    """Parse ``utf8`` without a header into ``width`` text columns ``field_0`` …; extra fields are dropped."""
+    try:
+        return pl.read_csv(
+            utf8,
+            separator=separator,
+            has_header=False,
+            schema={f"field_{i}": pl.String for i in range(width)},
+            missing_columns="insert",
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(_csv_error(path, utf8, exc)) from exc
 
 
 def _csv_rows(path: Path, records: pl.DataFrame, header: list[str]) -> tuple[pl.DataFrame, list[str]]:
     """Return the data rows of ``records`` (from ``_csv_records``, starting with the header record) and notes."""
     fields = [c for c in records.columns if c.startswith("field_")]
     width = len(header)
-    wrong = pl.col("__fields") < width
-    if len(fields) > width:
-        wrong = wrong | pl.any_horizontal([pl.col(f).str.strip_chars().fill_null("") != "" for f in fields[width:]])
+    wrong = (pl.col("__fields") < width) | (pl.col("__filled") > width)
     reason = pl.when(wrong).then(pl.format("line {} has {} fields, header has {}", "__line", "__fields", pl.lit(width)))
     data = records.slice(1)
     rows = data.filter(~pl.col("__blank")).with_columns(reason.alias(SOURCE_PROBLEM_COLUMN))

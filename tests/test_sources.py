@@ -14,8 +14,8 @@ from routing_core import schema
 from routing_core.config import load_settings
 from routing_core.errors import DataError
 from routing_core.i18n import Note
-from routing_core.sources import LoadedData, load_views, read_folder, read_item_list
-from routing_core.validation import validate_views
+from routing_core.sources import LoadedData, _read_csv, load_views, read_folder, read_item_list
+from routing_core.validation import SOURCE_PROBLEM_COLUMN, validate_views
 
 # One real routing from the ERP's routing detail table, with personal ids replaced.
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "erp_excerpt" / "P_BOP_PROC_DETAIL.csv"
@@ -715,3 +715,15 @@ def test_header_with_other_separator_rejected() -> None:
     message = str(raised.value)
     assert "the header 'ITEM_CD;ITEM_NM' joins the column names ITEM_CD, ITEM_NM with ';'" in message
     assert "read with ',' as separator, so the separator looks wrong" in message
+
+
+def test_wide_line_rejected_without_widening_frame(tmp_path: Path) -> None:
+    text = "ITEM_CD,PROC_SEQ,JOB_CD\nA1,10,J1\nA1,20,J2" + "," * 5000 + "x\nA1,30,J3,,\n"
+    frame = _read_csv(tmp_path / "wide.csv", text.encode()).frame
+    assert frame.columns == ["ITEM_CD", "PROC_SEQ", "JOB_CD", SOURCE_PROBLEM_COLUMN]
+    assert frame[SOURCE_PROBLEM_COLUMN].to_list() == [None, "line 3 has 5003 fields, header has 3", None]
+
+
+def test_classic_mac_line_ends(tmp_path: Path) -> None:
+    frame = _read_csv(tmp_path / "mac.csv", b"ITEM_CD,PROC_SEQ\rA1,10\rA2,20\r").frame
+    assert frame["ITEM_CD"].to_list() == ["A1", "A2"]
