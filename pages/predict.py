@@ -401,7 +401,8 @@ def _edited_lead_time(edited: pl.DataFrame, predicted: pl.DataFrame, lot_size: f
         return
     before = routing_lead_time(predicted, lot_size)
     change = None if before.minutes is None else lead.minutes - before.minutes
-    # The change is shown in whole minutes, so a smaller one counts as none.
+    # The change is shown in whole minutes, so a smaller one counts as none. The delta text
+    # starts with its sign because st.metric picks the arrow from the first character.
     delta = None if change is None or round(change) == 0 else tr("editor.lead_time_change", minutes=change)
     days_change = lead.subcontract_days - before.subcontract_days
     columns = st.columns(3)
@@ -592,7 +593,12 @@ def _prediction(predictor: Predictor, settings: Settings) -> None:
     if stored is None or current is None:
         return
     if stored.get("input") != current:
-        st.info(tr("predict.stale", item=stored["result"].queries.get_column("item_cd")[0]))
+        previous = stored.get("input") or ()
+        if previous[:-1] == current[:-1]:
+            # Only the model changed (the key ends with the model version): someone promoted or rolled back.
+            st.warning(tr("predict.model_changed", old=stored["version"], new=predictor.bundle.version))
+        else:
+            st.info(tr("predict.stale", item=stored["result"].queries.get_column("item_cd")[0]))
         return
     _show_result(stored["result"], predictor, stored["lot_size"], stored["version"])
 

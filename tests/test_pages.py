@@ -248,6 +248,19 @@ def test_result_hidden_after_lot_size_change(app):
     assert any("입력이 바뀌었습니다" in text for text in _texts(app.info))
 
 
+def test_result_hidden_after_model_change(app):
+    _predict(app)
+    stored = app.session_state["predict.result"]
+    # Stand in for a promotion by another user: the stored result belongs to an older version.
+    stored["input"] = (*stored["input"][:-1], "20200101-000000-old")
+    stored["version"] = "20200101-000000-old"
+    app.run()
+    assert not app.exception
+    assert not app.tabs
+    assert any("사용 모델이 바뀌었습니다 (20200101-000000-old →" in text for text in _texts(app.warning))
+    assert not any("입력이 바뀌었습니다" in text for text in _texts(app.info))
+
+
 def test_editor_shows_edited_lead_time(app):
     _predict(app)
     label = "편집한 라우팅의 리드타임 (로트 1개)"
@@ -260,7 +273,7 @@ def test_editor_shows_edited_lead_time(app):
     app.run()
     assert not app.exception
     after = next(m for m in app.metric if m.label == label)
-    assert after.delta == "예측 대비 +15분"
+    assert after.delta == "+15분 (예측 대비)"
     minutes = float(after.value.replace(",", "").removesuffix("분"))
     assert minutes == pytest.approx(float(before.value.replace(",", "").removesuffix("분")) + 15, abs=1)
 
