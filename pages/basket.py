@@ -6,6 +6,7 @@ import polars as pl
 import streamlit as st
 
 from pages.common import tr
+from pages.report_view import EMPTY_CELL
 from routing_core.export import Basket
 
 BASKET_KEY = "export.basket"
@@ -60,4 +61,4 @@ def problems_table(problems: pl.DataFrame, with_item: bool = False) -> pl.DataFr
 def show_problems(problems: pl.DataFrame, with_item: bool = False) -> None:
     """Show an error with the number of problems and the table of problems."""
     st.error(tr("editor.problems", n=problems.height))
-    st.dataframe(problems_table(problems, with_item=with_item), hide_index=True, width="stretch")
+    st.dataframe(problems_table(problems, with_item=with_item), hide_index=True, width="stretch", placeholder=EMPTY_CELL)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages.basket import column_label, get_basket, show_problems
 from pages.common import get_settings, keep, loaded_data, show_error, tr
+from pages.report_view import EMPTY_CELL
 from routing_core.config import Settings
 from routing_core.errors import ExportError, RoutingError
 from routing_core.export import (
@@ -49,7 +50,7 @@ def _basket_section() -> None:
         pl.col("candidate_id").alias(tr("export.candidate")),
         pl.col("added_at").dt.strftime("%Y-%m-%d %H:%M").alias(tr("export.added_at")),
     )
-    st.dataframe(summary, hide_index=True, width="stretch")
+    st.dataframe(summary, hide_index=True, width="stretch", placeholder=EMPTY_CELL)
     st.caption(tr("export.replace_note"))
 
     codes = [r.item_cd for r in basket.routings()]
@@ -241,7 +242,7 @@ def main() -> None:
 
     st.subheader(tr("export.preview"))
     st.caption(tr("export.preview_caption", rows=batch.rows.height, routings=batch.n_routings))
-    st.dataframe(batch.rows, hide_index=True, width="stretch")
+    st.dataframe(batch.rows, hide_index=True, width="stretch", placeholder=EMPTY_CELL)
     if batch.problems.height:
         show_problems(batch.problems, with_item=True)
         st.info(tr("export.fix_in_editor"))

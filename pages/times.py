@@ -200,6 +200,7 @@ def main() -> None:
             st.plotly_chart(_job_chart(by_job, with_actual), width="stretch", key="times-job")
     st.markdown(f"**{tr('times.chart_lead_time')}**")
     st.plotly_chart(_lead_time_chart(lead_time_min(routings, lot_size), lot_size), width="stretch", key="times-lead")
+    st.caption(tr("times.lead_time_caption"))
 
     st.subheader(tr("times.table"))
     g1, g2 = st.columns([2, 1])
