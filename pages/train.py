@@ -331,14 +331,20 @@ def _rollback_section(
         st.caption(tr("train.only_one_version"))
         return
     newest_first = list(reversed(versions))
-    default = next((v for v in newest_first if v != current), newest_first[0])
-    if st.session_state.get(ROLLBACK_SELECT_KEY) not in newest_first:
+    # A rollback usually goes back one step: the newest version saved before the active one.
+    older = newest_first[newest_first.index(current) + 1:] if current in newest_first else []
+    default = next(iter(older), next((v for v in newest_first if v != current), newest_first[0]))
+    if st.session_state.get(ROLLBACK_SELECT_KEY) in (None, current) or st.session_state.get(ROLLBACK_SELECT_KEY) not in newest_first:
         st.session_state[ROLLBACK_SELECT_KEY] = default
     choice = st.selectbox(
         tr("train.rollback_pick"), options=newest_first,
         format_func=lambda v: _version_label(v, current, metrics.get(v), manifests.get(v)), key=ROLLBACK_SELECT_KEY,
     )
-    if st.button(tr("train.rollback"), disabled=choice == current, key="train.rollback"):
+    if choice == current:
+        st.caption(tr("train.rollback_is_current"))
+        return
+    confirmed = st.checkbox(tr("train.rollback_confirm", version=choice), key=f"train.rollback_confirm.{choice}")
+    if st.button(tr("train.rollback"), disabled=not confirmed, key="train.rollback"):
         _activate(settings, choice, tr("train.rolled_back", version=choice))
 
 

@@ -97,8 +97,11 @@ def test_train_compare_promote_and_roll_back(app, tmp_path):
     assert any("사용 모델보다 오래된 버전" in text for text in _texts(app.caption))
     assert not any("새 버전" in text and first in text for text in _texts(app.caption) if "오래된" not in text)
 
+    # The rollback list starts on the version saved before the active one.
     rollback = app.selectbox(key="train.rollback_select")
-    rollback.select(first).run()
+    assert rollback.value == first
+    assert app.button(key="train.rollback").disabled
+    app.checkbox(key=f"train.rollback_confirm.{first}").check().run()
     app.button(key="train.rollback").click().run()
     assert not app.exception
     assert current_version(model_dir) == first
