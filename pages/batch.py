@@ -131,6 +131,7 @@ def _predict(state: dict[str, Any], predictor: Predictor, options: PredictionOpt
     state["result"] = predict_in_chunks(predictor, items, options, chunk_size=CHUNK_SIZE, progress=progress)
     state["version"] = predictor.bundle.version
     state["message"] = None
+    bar.empty()
 
 
 def _result_table(state: dict[str, Any]) -> pl.DataFrame:
