@@ -9,9 +9,11 @@ import polars as pl
 import streamlit as st
 
 from pages.common import MISSING_TEXT, get_settings, keep, loaded_data, show_error, tr
+from routing_core.i18n import has_key
 from routing_core.tables import to_csv_bytes, to_xlsx_bytes
 from routing_core.timeagg import (
     MAX_LOT_SIZE,
+    MEASURES,
     TimeFilters,
     aggregate_times,
     apply_filters,
@@ -156,8 +158,20 @@ def _display_table(table: pl.DataFrame, by: str, all_columns: bool) -> pl.DataFr
     shown = shown.with_columns(pl.col(floats).round(3))
     labels = {by: tr(f"times.group.{by}")}
     labels.update({name: tr(NAME_LABELS[name]) for name in keys[1:]})
-    labels.update({c: tr(f"times.col.{c}") for c in columns if not all_columns})
+    labels.update({c: _column_label(c) for c in columns})
     return shown.rename(labels)
+
+
+def _column_label(column: str) -> str:
+    """Return the page label of an aggregate column: its own text, else measure and statistic texts joined."""
+    if has_key(f"times.col.{column}"):
+        return tr(f"times.col.{column}")
+    for measure in MEASURES:
+        if column.startswith(f"{measure}_"):
+            stat = column.removeprefix(f"{measure}_")
+            if has_key(f"times.stat.{stat}"):
+                return f"{tr(f'times.measure.{measure}')} {tr(f'times.stat.{stat}')}"
+    return column
 
 
 def main() -> None:

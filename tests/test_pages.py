@@ -367,3 +367,13 @@ def test_unreadable_session_data_keeps_page(app, tmp_path):
     assert any("이 세션의 데이터를 읽지 못해" in c for c in _texts(app.caption))
     _predict(app)
     assert app.tabs
+
+
+def test_time_page_all_columns_labelled(app):
+    at = _open(app, "pages/times.py")
+    at.toggle(key="times.all_columns").set_value(True).run()
+    assert not at.exception
+    headers = list(at.dataframe[-1].value.columns)
+    assert "표준 이동 합계(분)" in headers
+    assert "실제 준비 p90(분)" in headers
+    assert not [h for h in headers if h.startswith(("planned_", "actual_", "n_"))]
