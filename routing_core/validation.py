@@ -100,8 +100,8 @@ RULES: dict[str, tuple[str, str]] = {
     "negative_time": ("rejected", "a time is negative"),
     "absurd_time": ("rejected", "a time is longer than the allowed maximum"),
     "negative_run_time_qty": ("rejected", "RUN_TIME_QTY is negative"),
-    "invalid_validity_date": ("rejected", "VALID_FROM_DT or VALID_TO_DT could not be read, so the routing version's validity is unknown"),
-    "absurd_hours": ("rejected", "work-order hours or quantity are larger than the allowed maximum"),
+    "invalid_validity_date": ("rejected", "VALID_FROM_DT or VALID_TO_DT could not be read, or the window ends before it starts"),
+    "absurd_hours": ("rejected", "work-order hours, quantity or run time per piece are larger than the allowed maximum"),
     "negative_hours": ("rejected", "work-order hours are negative"),
     "negative_quantity": ("rejected", "work-order quantity is negative"),
     "exact_duplicate": ("removed", "the row repeats an earlier row exactly"),
@@ -390,17 +390,35 @@ def format_column_list(columns: Sequence[str]) -> str:
     return ", ".join(shown) + (f" … and {rest} more" if rest else "")
 
 
+def _has_values(column: pl.Series) -> bool:
+    """Return whether ``column`` holds any value that is not empty or a null marker."""
+    text = column.cast(pl.String, strict=False).str.strip_chars()
+    return bool((text.is_not_null() & ~text.is_in(list(schema.NULL_MARKERS))).any())
+
+
 def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport) -> pl.DataFrame:
     """Rename alias headers, drop extra columns and add missing optional ones as nulls."""
     wanted = schema.VIEW_COLUMNS[view]
-    chosen: dict[str, str] = {}  # target column -> source column
+    sources: dict[str, list[str]] = {}  # target column -> source columns that name it
     for source in frame.columns:
         target = _HEADER_LOOKUP.get(_header_key(source))
-        if target not in wanted:
-            continue
-        exact = _header_key(source) == _header_key(target)
-        if target not in chosen or (exact and _header_key(chosen[target]) != _header_key(target)):
-            chosen[target] = source
+        if target in wanted:
+            sources.setdefault(target, []).append(source)
+    chosen: dict[str, str] = {}  # target column -> source column
+    for target, names in sources.items():
+        if len(names) > 1:
+            # Two headers for one column (SETUP_TIME and 준비시간, or JOB_NM twice): use the one
+            # that holds values, and refuse to guess when several do.
+            filled = [n for n in names if _has_values(frame.get_column(n))]
+            if len(filled) > 1:
+                raise DataError(
+                    f"{view}: the columns {format_column_list(filled)} all mean {target} and all hold values; "
+                    "keep one of them in the file",
+                    rows=[{"view": view, "column": n, "reason": f"also read as {target}"} for n in filled],
+                )
+            names = filled or names
+        exact = [n for n in names if _header_key(n) == _header_key(target)]
+        chosen[target] = (exact or names)[0]
 
     renamed = sorted(f"{s} -> {t}" for t, s in chosen.items() if s != t)
     if renamed:
@@ -915,17 +933,20 @@ def _reject_rules(view: str, bad_columns: list[str]) -> list[_RejectRule]:
             pl.format("RUN_TIME_QTY {} is negative", pl.col("__qty_given")),
         ))
         dates = [c for c in ("VALID_FROM_DT", "VALID_TO_DT") if c in bad_columns]
-        if dates:
-            rules.append(_RejectRule(
-                "invalid_validity_date",
-                pl.any_horizontal([pl.col(f"__bad_{c}").is_not_null() for c in dates]),
-                pl.coalesce([
+        inverted = (pl.col("VALID_FROM_DT") > pl.col("VALID_TO_DT")).fill_null(False)
+        rules.append(_RejectRule(
+            "invalid_validity_date",
+            pl.any_horizontal([*[pl.col(f"__bad_{c}").is_not_null() for c in dates], inverted]),
+            pl.coalesce([
+                *[
                     pl.when(pl.col(f"__bad_{c}").is_not_null()).then(
                         pl.format(f"{c} '{{}}' is not a date (use YYYY-MM-DD)", pl.col(f"__bad_{c}"))
                     )
                     for c in dates
-                ]),
-            ))
+                ],
+                pl.format("VALID_FROM_DT {} is after VALID_TO_DT {}", pl.col("VALID_FROM_DT"), pl.col("VALID_TO_DT")),
+            ]),
+        ))
 
     if view == schema.WORK_ORDER_VIEW:
         hours = ["SETUP_HOURS", "MACH_WORKED_HOURS"]
@@ -937,12 +958,23 @@ def _reject_rules(view: str, bad_columns: list[str]) -> list[_RejectRule]:
                 pl.coalesce([pl.when(pl.col(c) < 0).then(pl.format(f"{c} {{}} is negative", pl.col(c))) for c in columns]),
             ))
         limits = {**dict.fromkeys(hours, MAX_ORDER_HOURS), **dict.fromkeys(quantities, MAX_ORDER_QTY)}
+        good = pl.col("ORDER_QTY") - pl.col("BAD_QTY").fill_null(0.0)
+        per_piece = pl.when(good > 0).then(pl.col("MACH_WORKED_HOURS") * 60.0 / good)
         rules.append(_RejectRule(
             "absurd_hours",
-            pl.any_horizontal([pl.col(c) > limit for c, limit in limits.items()]).fill_null(False),
+            pl.any_horizontal([*[pl.col(c) > limit for c, limit in limits.items()], per_piece > MAX_RUN_MIN_PER_PIECE])
+            .fill_null(False),
             pl.coalesce([
-                pl.when(pl.col(c) > limit).then(pl.format(f"{c} {{}} exceeds {limit:,.0f}", pl.col(c)))
-                for c, limit in limits.items()
+                *[
+                    pl.when(pl.col(c) > limit).then(pl.format(f"{c} {{}} exceeds {limit:,.0f}", pl.col(c)))
+                    for c, limit in limits.items()
+                ],
+                pl.when(per_piece > MAX_RUN_MIN_PER_PIECE).then(
+                    pl.format(
+                        f"MACH_WORKED_HOURS {{}} for {{}} good pieces is over {MAX_RUN_MIN_PER_PIECE:,.0f} min per piece",
+                        pl.col("MACH_WORKED_HOURS"), good,
+                    )
+                ),
             ]),
         ))
     return rules

@@ -772,3 +772,31 @@ def test_empty_times_kept_and_reported():
     assert report.rule_counts["time_missing"] == 2
     details = report.changed.filter(pl.col("rule") == "time_missing").get_column("detail").to_list()
     assert details == ["RUN_TIME=null", "SETUP_TIME=null"]
+
+
+def test_two_headers_for_one_column():
+    routings = _routing_rows([_op("A1", "10")]).with_columns(pl.lit("").alias("준비시간"))
+    views, report = _validate(_items(["A1"]), routings)
+    assert views.routings["SETUP_TIME"].to_list() == [10.0]
+
+    both = _routing_rows([_op("A1", "10")]).with_columns(pl.lit("7").alias("준비시간"))
+    with pytest.raises(DataError, match="all mean SETUP_TIME and all hold values"):
+        _validate(_items(["A1"]), both)
+
+
+def test_inverted_validity_window_rejected():
+    rows = [_op("A1", "10", VALID_FROM_DT="2025-01-01", VALID_TO_DT="2024-01-01"), _op("A1", "20")]
+    views, report = _validate(_items(["A1"]), _routing_rows(rows))
+    rejected = _rejected(report, "invalid_validity_date")
+    assert rejected["row"].to_list() == [1]
+    assert rejected["reason"].to_list() == ["VALID_FROM_DT 2025-01-01 is after VALID_TO_DT 2024-01-01"]
+
+
+def test_tiny_good_quantity_rejected():
+    orders = pl.DataFrame({
+        "ITEM_CD": ["A", "A"], "PROC_SEQ": ["10", "10"], "SETUP_HOURS": ["1", "1"],
+        "MACH_WORKED_HOURS": ["2", "2"], "ORDER_QTY": ["5", "0.001"], "BAD_QTY": ["0", "0"],
+    })
+    views, report = _validate(_items(["A"]), _routing_rows([_op("A", "10")]), orders)
+    assert views.work_orders.height == 1
+    assert "min per piece" in _rejected(report, "absurd_hours")["reason"][0]
