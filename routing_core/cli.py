@@ -117,7 +117,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     settings = _settings(args)
     version = args.version if args.version is not None else current_version(settings.model_dir)
     if version is None:
-        raise ModelError(f"no current model in {settings.model_dir}; train one first or pass --version")
+        # A models folder without a current model is bad input, like an unknown --version.
+        raise DataError(f"no current model in {settings.model_dir}; train one first or pass --version")
     if not is_version(settings.model_dir, version):
         names = [m.get("version") for m in list_versions(settings.model_dir)][-5:]
         known = f"; versions there: {', '.join(map(str, names))}" if names else ""

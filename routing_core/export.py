@@ -102,6 +102,12 @@ PROPOSED_SIGNIFICANT_DIGITS = 3
 # Characters that XML 1.0, and so an xlsx file, cannot hold (the set openpyxl rejects).
 XML_ILLEGAL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
+# Control characters (Unicode category Cc: U+0000 to U+001F and U+007F to U+009F).
+# ``to_xlsx`` removes some of them, so a code that contains one would differ between the
+# xlsx file, the CSV file and the ERP rows. Such codes are rejected instead.
+CONTROL_CHARACTERS = r"\p{Cc}"
+_CONTROL_CODE_POINTS = [*range(0x00, 0x20), *range(0x7F, 0xA0)]
+
 # Encodings of the CSV download: UTF-8 with BOM (opens in Korean Excel) or CP949.
 EXPORT_CSV_ENCODINGS = ("utf-8-sig", "cp949")
 
@@ -124,6 +130,7 @@ RULES: dict[str, str] = {
     "invalid_run_time_qty": "RUN_TIME_QTY is not greater than 0",
     "unknown_flag": "the flag is neither Y nor N",
     "formula_text": "the text starts with =, +, -, @, a tab or a carriage return, so a spreadsheet would run it as a formula",
+    "control_character": "the code contains a control character (U+0000 to U+001F or U+007F to U+009F)",
     "code_too_long": f"the code is longer than {MAX_CODE_LENGTH} characters",
     "text_too_long": f"the text is longer than {XLSX_MAX_CELL_CHARACTERS:,} characters, the maximum of an xlsx cell",
 }
@@ -260,6 +267,14 @@ def _shown(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.String).str.slice(0, 60)
 
 
+def _shown_with_escapes(expr: pl.Expr) -> pl.Expr:
+    """Return a value for a problem report with each control character written as ``\\xNN`` (at most 60 characters)."""
+    escaped = expr.cast(pl.String).str.replace_many(
+        [chr(point) for point in _CONTROL_CODE_POINTS], [f"\\x{point:02x}" for point in _CONTROL_CODE_POINTS]
+    )
+    return escaped.str.slice(0, 60)
+
+
 def _minutes_factor() -> pl.Expr:
     """Return the factor from the row's TIME_UNIT to minutes: 1 when empty, null when unknown."""
     unit = _clean_code("TIME_UNIT").str.to_uppercase()
@@ -335,6 +350,18 @@ def _flag_rules() -> list[_Rule]:
     return rules
 
 
+def _control_character_rules(code_columns: list[str]) -> list[_Rule]:
+    """Return the checks that reject codes with a control character inside.
+
+    Control characters at either end are white space that the export trims, so only
+    the trimmed code is checked. Free text such as JOB_NM is not checked here.
+    """
+    return [
+        _Rule("control_character", c, _clean_code(c).str.contains(CONTROL_CHARACTERS), _shown_with_escapes(pl.col(c)))
+        for c in code_columns
+    ]
+
+
 def _length_rules(code_columns: list[str], text_columns: list[str]) -> list[_Rule]:
     """Return the checks of code length (``MAX_CODE_LENGTH``) and free-text length (``XLSX_MAX_CELL_CHARACTERS``).
 
@@ -359,7 +386,8 @@ def _operation_rules(group: list[pl.Expr]) -> list[_Rule]:
     ]
     return [
         *_sequence_rules(group), *codes, *_length_rules(_EDITOR_CODE_COLUMNS, _EDITOR_FREE_TEXT_COLUMNS),
-        *_time_rules(), *_flag_rules(), *_formula_rules(_EDITOR_TEXT_COLUMNS),
+        *_control_character_rules(_EDITOR_CODE_COLUMNS), *_time_rules(), *_flag_rules(),
+        *_formula_rules(_EDITOR_TEXT_COLUMNS),
     ]
 
 
@@ -401,8 +429,8 @@ def check_operations(frame: pl.DataFrame) -> pl.DataFrame:
 
     Rules (``RULES`` describes them): PROC_SEQ present, a whole number > 0 and
     unique; JOB_CD and RES_CD present; codes (JOB_CD, RES_CD, WC_CD, BP_CD) at
-    most ``MAX_CODE_LENGTH`` characters and JOB_NM at most
-    ``XLSX_MAX_CELL_CHARACTERS``; SETUP_TIME and RUN_TIME present; every
+    most ``MAX_CODE_LENGTH`` characters and without a control character inside,
+    and JOB_NM at most ``XLSX_MAX_CELL_CHARACTERS``; SETUP_TIME and RUN_TIME present; every
     time, RUN_TIME_QTY and MFG_LT a finite number ≥ 0 and not longer than the
     limits that validation applies when the rows are read back
     (``validation.MAX_RUN_MIN_PER_PIECE``, ``validation.MAX_WAIT_MIN``); RUN_TIME_QTY
@@ -424,9 +452,10 @@ def check_operations(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def check_export(rows: pl.DataFrame) -> pl.DataFrame:
-    """Check export rows (``ERP_EXPORT_COLUMNS``): ITEM_CD and ROUT_NO present and at most
-    ``MAX_CODE_LENGTH`` characters, then ``check_operations`` per routing, with PROC_SEQ
-    unique per (ITEM_CD, ROUT_NO). Returns ``PROBLEM_SCHEMA`` rows.
+    """Check export rows (``ERP_EXPORT_COLUMNS``): ITEM_CD and ROUT_NO present, at most
+    ``MAX_CODE_LENGTH`` characters and without a control character inside, then
+    ``check_operations`` per routing, with PROC_SEQ unique per (ITEM_CD, ROUT_NO).
+    Returns ``PROBLEM_SCHEMA`` rows.
     """
     missing = [c for c in ("ITEM_CD", "ROUT_NO", *EDITOR_COLUMNS) if c not in rows.columns]
     if missing:
@@ -435,6 +464,7 @@ def check_export(rows: pl.DataFrame) -> pl.DataFrame:
         _Rule("missing_item_cd", "ITEM_CD", _clean_code("ITEM_CD").is_null(), pl.lit(None, pl.String)),
         _Rule("missing_rout_no", "ROUT_NO", _clean_code("ROUT_NO").is_null(), pl.lit(None, pl.String)),
         *_length_rules(["ITEM_CD", "ROUT_NO"], []),
+        *_control_character_rules(["ITEM_CD", "ROUT_NO"]),
         *_formula_rules(["ITEM_CD", "ROUT_NO"]),
         *_operation_rules([_clean_code("ITEM_CD"), _clean_code("ROUT_NO")]),
     ]

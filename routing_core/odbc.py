@@ -14,8 +14,9 @@ through ``polars.read_database`` over pyodbc otherwise.
 
 Writing: ``write_staging`` checks that the staging table has every export column
 of the rows and every row against the table's column types, lengths and
-nullability, then inserts all rows in one transaction. A missing column, any
-rejected row or a database error means nothing is written.
+nullability, then inserts all rows in one transaction and reads the text values
+back before COMMIT. A missing column, any rejected row, a value the database
+changed or a database error means nothing is written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -64,7 +65,6 @@ ARROW_MAX_TEXT_SIZE = 4000
 
 # Connection string keys whose values are hidden (compared in lower case).
 _SECRET_KEYS = frozenset({"pwd", "password", "uid", "user", "user id", "username"})
-_PASSWORD_KEYS = frozenset({"pwd", "password"})
 
 # SQLSTATE classes that mean the server or driver cannot be reached or used
 # (08 connection, 28 authorisation, IM driver manager, HYT timeouts).
@@ -143,25 +143,30 @@ def mask_connection_string(text: str) -> str:
     return ";".join(masked)
 
 
-def _secret_values(connection_string: str) -> list[str]:
-    """Return the password values of a connection string, with and without braces."""
-    values: list[str] = []
-    for key, value, _ in _split_connection_string(connection_string):
-        if key.strip().lower() in _PASSWORD_KEYS and value and value.strip():
-            values.append(value)
-            braced = value.strip()
-            if braced.startswith("{") and braced.endswith("}"):
-                values.append(braced[1:-1].replace("}}", "}"))
-    return values
+# A ``key=value`` pair of ``_SECRET_KEYS`` inside a message, where the key does not follow
+# a letter or digit. A value in braces may contain ``;`` and doubled ``}}``, and an unclosed
+# brace runs to the end. Other values run to the next ``;`` or the end, as in a connection
+# string, so a password with spaces is masked whole.
+_SECRET_PAIR = re.compile(
+    r"(?<![0-9A-Za-z_])(user id|username|password|user|uid|pwd)(\s*=\s*)(\{(?:[^}]|\}\})*(?:\}|$)|[^;]*)",
+    re.IGNORECASE,
+)
 
 
 def _scrub(message: str, connection_string: str) -> str:
-    """Remove the connection string and any password from a driver message."""
+    """Mask the connection string and every ``PWD=``, ``Password=``, ``UID=`` or ``User=`` value in a driver message.
+
+    Only those places are masked. Text that merely equals the password elsewhere
+    in the message stays, because replacing it garbles the message and, for a short
+    password, the positions of the masks would reveal it.
+    """
+    # The whole connection string is swapped for a placeholder first, so the pair
+    # masking cannot run past its masked last value into the text that follows.
+    placeholder = "\x00connection string\x00"
     if connection_string:
-        message = message.replace(connection_string, mask_connection_string(connection_string))
-    for secret in sorted(_secret_values(connection_string), key=len, reverse=True):
-        message = message.replace(secret, "***")
-    return message
+        message = message.replace(connection_string, placeholder)
+    message = _SECRET_PAIR.sub(lambda match: f"{match.group(1)}{match.group(2)}***", message)
+    return message.replace(placeholder, mask_connection_string(connection_string))
 
 
 def _sqlstate(exc: Exception) -> str:
@@ -269,7 +274,9 @@ class ColumnSpec:
     """Type, size and nullability of one table column as the driver reports them.
 
     ``size`` is the maximum length in characters of a bounded text column, else None.
-    ``precision`` and ``scale`` describe a decimal column.
+    ``precision`` and ``scale`` describe a decimal column. ``numeric_text`` marks a
+    text column that stores text reading as a number as that number: a SQLite column
+    whose declared type, such as STRING, gives it numeric affinity.
     """
 
     name: str
@@ -279,11 +286,15 @@ class ColumnSpec:
     precision: int | None = None
     scale: int | None = None
     nullable: bool = True
+    numeric_text: bool = False
 
 
 _INTEGER_TYPES = {"int", "integer", "int2", "int4", "int8", "smallint", "bigint", "tinyint",
                   "mediumint", "serial", "bigserial", "smallserial"}
 _DECIMAL_TYPES = {"decimal", "numeric", "number", "dec", "money", "smallmoney", "currency"}
+# Money types keep 2 to 4 decimals depending on the DBMS, and psqlODBC reports PostgreSQL
+# money with scale 0, so their reported scale is not checked.
+_MONEY_TYPES = {"money", "smallmoney", "currency"}
 _FLOAT_TYPES = {"real", "float", "float4", "float8", "double"}
 _DATETIME_TYPES = {"datetime", "datetime2", "smalldatetime", "timestamp", "timestamptz"}
 _BOUNDED_TEXT_TYPES = {"char", "varchar", "nchar", "nvarchar", "bpchar", "character",
@@ -313,10 +324,15 @@ _INTEGER_LIMITS = {
 _INT32_LIMITS = (-(2**31), 2**31 - 1)
 
 
+def _first_type_word(spec: ColumnSpec) -> str:
+    """Return the first word of a column's type name in lower case (``varchar`` for ``varchar(20)``)."""
+    words = re.findall(r"[a-z]+\d*", spec.type_name.lower())
+    return words[0] if words else ""
+
+
 def _integer_limits(spec: ColumnSpec) -> tuple[int, int]:
     """Return the (minimum, maximum) value of an integer column from its type name."""
-    words = re.findall(r"[a-z]+\d*", spec.type_name.lower())
-    return _INTEGER_LIMITS.get(words[0] if words else "", _INT32_LIMITS)
+    return _INTEGER_LIMITS.get(_first_type_word(spec), _INT32_LIMITS)
 
 
 def _python_kind(type_code: Any) -> ColumnKind:
@@ -468,7 +484,54 @@ def _table_columns(
         logger.warning(
             "ODBC catalog has no columns for %s; using the cursor description only", relation
         )
-    return description, [_column_spec(d, catalog.get(str(d[0]).lower())) for d in description]
+    specs = [_column_spec(d, catalog.get(str(d[0]).lower())) for d in description]
+    if _dbms_name(connection, pyodbc).lower() == "sqlite":
+        specs = [_with_sqlite_affinity(spec, catalog.get(spec.name.lower())) for spec in specs]
+    return description, specs
+
+
+def _dbms_name(connection: Any, pyodbc: Any) -> str:
+    """Return the DBMS name the driver reports (``SQLite``, ``PostgreSQL``, ``Microsoft SQL Server``), or ""."""
+    try:
+        return str(connection.getinfo(pyodbc.SQL_DBMS_NAME) or "")
+    except pyodbc.Error:
+        return ""
+
+
+def _sqlite_affinity(declared_type: str) -> str:
+    """Return the affinity SQLite gives a column declared with ``declared_type``.
+
+    SQLite tests the upper-case type name in this order (section 3.1 of
+    https://www.sqlite.org/datatype3.html):
+
+    1. contains INT: integer
+    2. contains CHAR, CLOB or TEXT: text
+    3. contains BLOB, or no type: blob
+    4. contains REAL, FLOA or DOUB: real
+    5. anything else, STRING and MEMO included: numeric
+    """
+    upper = declared_type.upper()
+    if "INT" in upper:
+        return "integer"
+    if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in upper or not upper.strip():
+        return "blob"
+    if any(word in upper for word in ("REAL", "FLOA", "DOUB")):
+        return "real"
+    return "numeric"
+
+
+def _with_sqlite_affinity(spec: ColumnSpec, metadata: Any | None) -> ColumnSpec:
+    """Mark a SQLite text column whose declared type has integer, real or numeric affinity.
+
+    Such a column stores text that reads as a number as that number, so ``000123``
+    becomes 123 although the driver reports the column as text.
+    """
+    declared = str(getattr(metadata, "type_name", "") or "") if metadata is not None else ""
+    if spec.kind != "string" or _sqlite_affinity(declared) in ("text", "blob"):
+        return spec
+    return replace(spec, numeric_text=True)
 
 
 # --- reading -----------------------------------------------------------------------
@@ -905,9 +968,19 @@ _NUMERIC_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, p
 _INTEGER_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
 
 
-def _problem(rule: str, reason: pl.Expr) -> pl.Expr:
-    """Return a struct expression describing one rejected value."""
-    return pl.struct(rule=pl.lit(rule), reason=reason)
+def _problem(rule: str, reason: pl.Expr, display_value: pl.Expr | None = None) -> pl.Expr:
+    """Return a struct expression describing one rejected value.
+
+    ``display_value`` replaces the value in the report, for example with ``0.04 → 0.0``
+    where the report must show what the value would become.
+    """
+    if display_value is None:
+        display_value = pl.lit(None, pl.String)
+    return pl.struct(rule=pl.lit(rule), reason=reason, display_value=display_value)
+
+
+# The dtype of ``_problem``, for a column without any problem.
+_PROBLEM_DTYPE = pl.Struct({"rule": pl.String, "reason": pl.String, "display_value": pl.String})
 
 
 def _short_text(expr: pl.Expr) -> pl.Expr:
@@ -923,8 +996,15 @@ def _python_values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.Series(name, frame[name].to_list(), strict=False) for name in objects)
 
 
-def _text_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr | None]:
-    """Return (text value, problem) for a text column. Empty or blank text becomes NULL."""
+def _text_check(
+    column: str, dtype: pl.DataType, spec: ColumnSpec, is_code: bool = False
+) -> tuple[pl.Expr, pl.Expr | None]:
+    """Return (text value, problem) for a text column. Empty or blank text becomes NULL.
+
+    In a ``numeric_text`` column, text that the database would store as a different
+    number is rejected, as code_changed in a code column (``is_code``) and as
+    text_changed in any other column.
+    """
     source = pl.col(column)
     if dtype == pl.Date:
         text = source.dt.to_string("%Y-%m-%d")
@@ -934,19 +1014,58 @@ def _text_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.E
         text = source.cast(pl.String)
     value = pl.when(text.str.strip_chars() == "").then(None).otherwise(text)
 
-    if spec.size is None:
-        return value, None
-    too_long = value.str.len_chars() > spec.size
-    problem = pl.when(too_long).then(_problem(
-        "too_long",
-        pl.format(f"text of {{}} characters is longer than the column's {spec.size}", value.str.len_chars()),
-    ))
-    return value, problem
+    problems = []
+    if spec.size is not None:
+        too_long = value.str.len_chars() > spec.size
+        problems.append(pl.when(too_long).then(_problem(
+            "too_long",
+            pl.format(f"text of {{}} characters is longer than the column's {spec.size}", value.str.len_chars()),
+        )))
+    if spec.numeric_text:
+        problems.append(_numeric_text_problem(value, spec, is_code))
+    return value, (pl.coalesce(problems) if problems else None)
 
 
 # Text that a number column stores unchanged: a whole number without leading zeros,
 # plus sign, spaces, decimals or exponent.
 _CANONICAL_WHOLE_NUMBER = r"^(?:0|-?[1-9][0-9]*)$"
+
+# Text that SQLite converts to a number in a column with numeric affinity: a decimal
+# literal with optional sign, decimal point and exponent, and optional white space
+# around it. Hexadecimal (0x10), inf and nan stay text.
+_SQLITE_NUMBER_TEXT = r"^[ \t\n\r\x0b\x0c]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t\n\r\x0b\x0c]*$"
+
+
+def _number_as_stored(number: pl.Expr) -> pl.Expr:
+    """Return a Float64 value as the text a number column gives back: ``123`` for a whole number, else ``1.5``."""
+    whole = pl.when(number == number.floor()).then(number.cast(pl.Int64, strict=False).cast(pl.String))
+    return pl.coalesce(whole, number.cast(pl.String))
+
+
+def _numeric_text_problem(value: pl.Expr, spec: ColumnSpec, is_code: bool) -> pl.Expr:
+    """Return the problem of text that a ``numeric_text`` column would store as a different number.
+
+    A plain whole number within the 64-bit range, such as ``123``, reads back unchanged.
+    Other number text does not: ``000123`` and ``12.0`` become 123 and 12, ``1.50`` becomes 1.5.
+    """
+    reads_as_number = value.str.contains(_SQLITE_NUMBER_TEXT)
+    unchanged = value.str.contains(_CANONICAL_WHOLE_NUMBER) & value.cast(pl.Int64, strict=False).is_not_null()
+    stored = _number_as_stored(value.str.strip_chars().cast(pl.Float64, strict=False))
+    cause = (
+        f"because SQLite gives a column declared {spec.type_name} numeric affinity; "
+        "declare the staging column as TEXT or VARCHAR"
+    )
+    if is_code:
+        rule, template = "code_changed", f"code '{{}}' would be stored as the number {{}}, {cause}"
+    else:
+        rule, template = "text_changed", f"'{{}}' would be stored as the number {{}}, {cause}"
+    reason = pl.format(template, _short_text(value), _short_text(stored))
+    return pl.when(reads_as_number & ~unchanged).then(_problem(rule, reason))
+
+
+# Relative difference below which a Float64 and its rounded form count as equal: about
+# four units in the last place, the error that rounding in binary floating point adds.
+_FLOAT_NOISE = 1e-15
 
 
 def _number_check(
@@ -975,8 +1094,7 @@ def _number_check(
     number = number.fill_nan(None)
 
     not_finite = number.is_infinite()
-    whole = pl.when(number == number.floor()).then(number.cast(pl.Int64, strict=False).cast(pl.String))
-    stored = pl.coalesce(whole, number.cast(pl.String))
+    stored = _number_as_stored(number)
     if is_code and (dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)):
         # Text becomes a Float64 first, which represents whole numbers exactly only up to
         # 2**53, so longer codes change too.
@@ -1005,14 +1123,28 @@ def _number_check(
         value = pl.when(not_numeric | not_finite | fractional | out_of_range).then(None).otherwise(exact)
     elif spec.kind == "decimal" and spec.precision is not None:
         scale = spec.scale or 0
+        declared = f"decimal({spec.precision},{scale})"
         limit = 10 ** (spec.precision - scale)
-        too_large = number.abs().round(scale) >= limit
-        size_reason = pl.format(
-            f"{{}} does not fit decimal({spec.precision},{scale}) (limit below {limit})", _short_text(number)
-        )
+        # PostgreSQL rounds NUMERIC half away from zero: 1.25 into numeric(10,1) is stored as 1.3.
+        rounded = number.round(scale, mode="half_away_from_zero")
+        too_large = rounded.abs() >= limit
+        size_reason = pl.format(f"{{}} does not fit {declared} (limit below {limit})", _short_text(number))
         reasons = reasons.when(too_large).then(_problem("out_of_range", size_reason))
+        if _first_type_word(spec) not in _MONEY_TYPES:
+            # NOTE: SQLite stores the value unrounded whatever the declared scale, but
+            # the check follows the declared type, as the ERP's own table would.
+            decimals_lost = (number - rounded).abs() > number.abs() * _FLOAT_NOISE
+            decimals_reason = pl.format(
+                f"{{}} has more decimals than {declared} keeps and would be stored as {{}}; "
+                "give the staging column a larger scale",
+                _short_text(number), _short_text(rounded),
+            )
+            display_value = pl.format("{} → {}", _short_text(number), _short_text(rounded))
+            reasons = reasons.when(decimals_lost).then(_problem("too_many_decimals", decimals_reason, display_value))
         value = number
     else:
+        # NOTE: a 4-byte real column (PostgreSQL real, SQL Server real) keeps about 7
+        # significant digits, and a value that loses digits there is not rejected.
         value = number
     return value, reasons.otherwise(None)
 
@@ -1045,10 +1177,11 @@ def _date_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.E
 
 def _column_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr]:
     """Return (value to send, problem or NULL) for one frame column written into ``spec``."""
+    is_code = spec.name.upper() in ERP_CODE_COLUMNS
     if spec.kind == "string":
-        value, problem = _text_check(column, dtype, spec)
+        value, problem = _text_check(column, dtype, spec, is_code=is_code)
     elif spec.kind in ("integer", "decimal", "float"):
-        value, problem = _number_check(column, dtype, spec, is_code=spec.name.upper() in ERP_CODE_COLUMNS)
+        value, problem = _number_check(column, dtype, spec, is_code=is_code)
     elif spec.kind in ("date", "datetime"):
         value, problem = _date_check(column, dtype, spec)
     else:
@@ -1059,7 +1192,7 @@ def _column_check(column: str, dtype: pl.DataType, spec: ColumnSpec) -> tuple[pl
         checks.append(pl.when(value.is_null()).then(
             _problem("not_null", pl.lit("empty, but the column does not allow NULL"))
         ))
-    no_problem = pl.lit(None, dtype=pl.Struct({"rule": pl.String, "reason": pl.String}))
+    no_problem = pl.lit(None, dtype=_PROBLEM_DTYPE)
     combined = pl.coalesce(checks) if checks else no_problem
     return value.alias(spec.name), combined.alias(spec.name)
 
@@ -1072,9 +1205,14 @@ def check_rows(rows: pl.DataFrame, columns: Sequence[ColumnSpec]) -> tuple[pl.Da
     Returns (values, problems). ``values`` holds str, float, int and date values;
     ``problems`` has one dict per rejected value with ``row`` (0-based position in
     ``rows``), ``ITEM_CD``, ``column``, ``rule`` (too_long, not_null, not_numeric,
-    code_changed, not_integer, out_of_range, not_date), ``reason`` and ``value``.
-    A code column (``ERP_CODE_COLUMNS``) written into a number column is
-    rejected as code_changed unless its text is a plain whole number such as ``123``.
+    code_changed, text_changed, not_integer, out_of_range, too_many_decimals,
+    not_date), ``reason`` and ``value``. ``value`` is the value as given, except for
+    too_many_decimals, where it shows the value and what it would become (``0.04 → 0.0``).
+    A code column (``ERP_CODE_COLUMNS``) written into a number column, or into a
+    ``numeric_text`` column, is rejected as code_changed unless its text is a plain
+    whole number such as ``123``. Other text in a ``numeric_text`` column is rejected
+    as text_changed on the same terms. A number with more decimals than a decimal
+    column's scale is rejected as too_many_decimals, because the database would round it.
     """
     rows = _python_values(rows)
     by_lower = {name.lower(): name for name in rows.columns}
@@ -1116,7 +1254,10 @@ def check_rows(rows: pl.DataFrame, columns: Sequence[ColumnSpec]) -> tuple[pl.Da
         found.join(displayed_values, on=[row_key, "column"], how="left")
         .with_columns(pl.col("column").replace_strict(order, return_dtype=pl.Int64).alias("\x00position"))
         .sort(row_key, "\x00position")
-        .select(pl.col(row_key).alias("row"), pl.col(item_key).alias("ITEM_CD"), "column", "rule", "reason", "value")
+        .select(
+            pl.col(row_key).alias("row"), pl.col(item_key).alias("ITEM_CD"), "column", "rule", "reason",
+            pl.coalesce("display_value", "value").alias("value"),
+        )
     )
     return checked, report.to_dicts()
 
@@ -1199,6 +1340,90 @@ def _insert_error(
     )
 
 
+def _read_back_text(
+    connection: Any, table: str, quote: str, item_column: str, text_columns: list[str], items: list[Any]
+) -> pl.DataFrame:
+    """Return the text columns of every table row of ``items``, read in the open transaction.
+
+    Values are Polars strings, read in groups of ``MAX_PARAMETERS_PER_QUERY`` item codes.
+    """
+    selected = ", ".join(_quote_identifier(c, quote) for c in text_columns)
+    frames = []
+    for chunk in _iter_chunks(items, MAX_PARAMETERS_PER_QUERY):
+        statement = (
+            f"SELECT {selected} FROM {table} "
+            f"WHERE {_quote_identifier(item_column, quote)} IN ({', '.join('?' * len(chunk))})"
+        )
+        frames.append(pl.read_database(
+            statement, connection, execute_options={"parameters": chunk},
+            schema_overrides={c: pl.String for c in text_columns},
+        ))
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema={c: pl.String for c in text_columns})
+
+
+def _changed_on_write(
+    connection: Any, table: str, quote: str, values: pl.DataFrame, columns: Sequence[ColumnSpec]
+) -> list[dict[str, Any]]:
+    """Read back the text values just inserted, before COMMIT, and return those the database changed.
+
+    The checks before writing see only the declared types. A database can still
+    change text without an error, for example SQLite in a column whose type gives it
+    numeric affinity, a varchar column whose code page lacks Hangul, or a trigger.
+    So every text value sent must be among the values read back for its ITEM_CD, as
+    often as it was sent. Trailing spaces are ignored, because char(n)
+    columns pad. Returns one problem per changed value, with rule changed_on_write,
+    in the form of ``check_rows``. Returns an empty list when ``values`` has no
+    ITEM_CD or no text column. Raises pyodbc.Error when the SELECT fails.
+    """
+    kinds = {spec.name: spec.kind for spec in columns}
+    text_columns = [c for c in values.columns if kinds.get(c) == "string"]
+    item_column = next((c for c in values.columns if c.lower() == "item_cd"), None)
+    if item_column is None or not text_columns or values.height == 0:
+        return []
+
+    items = values.get_column(item_column).drop_nulls().unique(maintain_order=True).to_list()
+    read = _read_back_text(connection, table, quote, item_column, text_columns, items)
+
+    # Internal names start with "\x00" so they cannot clash with table columns.
+    row_key, item_key = "\x00row", "\x00item"
+
+    def text_values(frame: pl.DataFrame, index: list[str]) -> pl.DataFrame:
+        return (
+            frame.select(*index, *text_columns)
+            .unpivot(index=index, on=text_columns, variable_name="column", value_name="value")
+            .filter(pl.col("value").is_not_null())
+            .with_columns(pl.col("value").str.strip_chars_end(" ").alias("\x00key"))
+        )
+
+    sent = text_values(
+        values.with_row_index(row_key).with_columns(pl.col(item_column).cast(pl.String).alias(item_key)),
+        [row_key, item_key],
+    ).filter(pl.col(item_key).is_not_null())
+    sent_counts = sent.group_by("column", "\x00key").len("\x00sent")
+    read_counts = text_values(read, []).group_by("column", "\x00key").len("\x00read")
+    changed_keys = (
+        sent_counts.join(read_counts, on=["column", "\x00key"], how="left")
+        .filter(pl.col("\x00read").fill_null(0) < pl.col("\x00sent"))
+        .select("column", "\x00key")
+    )
+    order = {name: position for position, name in enumerate(text_columns)}
+    reason = pl.format(
+        "'{}' reads back differently after the INSERT, so the database would store another value "
+        "(check the staging column's type, length and code page)",
+        _short_text(pl.col("value")),
+    )
+    report = (
+        sent.join(changed_keys, on=["column", "\x00key"], how="semi")
+        .with_columns(pl.col("column").replace_strict(order, return_dtype=pl.Int64).alias("\x00position"))
+        .sort(row_key, "\x00position")
+        .select(
+            pl.col(row_key).cast(pl.Int64).alias("row"), pl.col(item_key).alias("ITEM_CD"), "column",
+            pl.lit("changed_on_write").alias("rule"), reason.alias("reason"), _short_text(pl.col("value")).alias("value"),
+        )
+    )
+    return report.to_dicts()
+
+
 def missing_export_columns(row_columns: Sequence[str], columns: Sequence[ColumnSpec]) -> list[str]:
     """Return the columns of ``row_columns`` that are in ``ERP_EXPORT_COLUMNS`` but not in the table.
 
@@ -1227,6 +1452,33 @@ def _summary(problems: list[dict[str, Any]], limit: int = 5) -> str:
     return "; ".join(first) + more
 
 
+def _verify_before_commit(
+    connection: Any, pyodbc: Any, connection_string: str, table: str, quote: str,
+    values: pl.DataFrame, columns: Sequence[ColumnSpec],
+) -> None:
+    """Roll back and raise ExportError when ``_changed_on_write`` finds a changed value or cannot read the rows back."""
+    try:
+        changed = _changed_on_write(connection, table, quote, values, columns)
+    except pyodbc.Error as exc:
+        reason = _error_text(exc, connection_string)
+        _rollback(connection, pyodbc)
+        logger.error("ODBC export to %s: reading the rows back failed and the write was rolled back: %s", table, reason)
+        raise ExportError(
+            f"Reading the written rows back from {table} failed, so the write was rolled back and nothing was written: {reason}"
+        ) from None
+    if not changed:
+        return
+
+    _rollback(connection, pyodbc)
+    offending = len({p["row"] for p in changed})
+    logger.error("ODBC export to %s rolled back: the database changed %d values in %d rows", table, len(changed), offending)
+    raise ExportError(
+        f"{table} stored {len(changed)} values of {offending} rows differently from what was sent, "
+        "so the write was rolled back and nothing was written. " + _summary(changed),
+        rows=changed,
+    )
+
+
 def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False) -> WriteResult:
     """Insert routing rows into ``settings.staging_table`` in one transaction: all rows or none.
 
@@ -1243,15 +1495,20 @@ def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False)
     * a non-numeric value in a numeric column, or a fraction in an integer column;
     * a code (``ERP_CODE_COLUMNS``) in a numeric column unless its text is a plain
       whole number, because ``000123`` would be stored as 123;
+    * number text in a SQLite text column with numeric affinity (``numeric_text``)
+      unless it is a plain whole number;
     * a number too large for a decimal column or outside an integer type's range;
+    * a number with more decimals than a decimal column's scale, because it would be rounded;
     * text that is not a date in a date column;
     * NULL in a NOT NULL column.
 
-    Empty text becomes NULL. Dates and datetimes are sent as dates.
+    Empty text becomes NULL. Dates and datetimes are sent as dates. After the
+    INSERT and before COMMIT, the text values are read back (``_changed_on_write``),
+    and a value the database changed rolls the batch back (rule changed_on_write).
 
-    ``dry_run`` runs every check and sends no INSERT. Raises ExportError, whose
-    ``rows`` name each rejected value (see ``check_rows``) or the row the database
-    rejected; the table is then unchanged. Raises ConfigError or
+    ``dry_run`` runs every check and sends no INSERT, so it skips the read-back.
+    Raises ExportError, whose ``rows`` name each rejected value (see ``check_rows``)
+    or the row the database rejected; the table is then unchanged. Raises ConfigError or
     SourceUnavailableError when nothing could be tried.
     """
     start = time.perf_counter()
@@ -1316,6 +1573,7 @@ def write_staging(rows: pl.DataFrame, settings: Settings, dry_run: bool = False)
         finally:
             cursor.close()
 
+        _verify_before_commit(connection, pyodbc, connection_string, table, quote, values, columns)
         try:
             connection.commit()
         except pyodbc.Error as exc:

@@ -116,6 +116,13 @@ def test_metrics_by_version_name(trained):
     assert json.loads(result.stdout)["model_version"] == version
 
 
+def test_metrics_without_model_is_bad_input(tmp_path):
+    result = _run("metrics", "--models", str(tmp_path / "models"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: no current model in {tmp_path / 'models'}; train one first or pass --version"]
+    assert result.stdout == ""
+
+
 def test_metrics_rejects_paths_as_version(trained, tmp_path):
     _, models, _ = trained
     version = (models / "current").read_text(encoding="utf-8").strip()

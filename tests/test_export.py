@@ -147,6 +147,42 @@ def test_files_reject_formula_in_item_cd() -> None:
         assert {r["rule"] for r in raised.value.rows} == {"formula_text"}
 
 
+def test_check_rejects_control_characters_in_codes() -> None:
+    """A control character inside a code is rejected and shown as \\xNN, while one at either end is trimmed white space."""
+    ops = _good_ops().with_columns(
+        pl.Series("JOB_CD", ["F61\x0b1", "Q30\n"]),
+        pl.Series("RES_CD", ["CNC\x01-01", "INS\x7f"]),
+        pl.Series("WC_CD", ["131\x85010", None]),
+        pl.Series("BP_CD", [None, "BP\x9f07"]),
+        pl.Series("JOB_NM", ["연\x01삭", "검사"]),
+    )
+
+    problems = check_operations(ops)
+
+    assert _rules(problems) == [
+        (0, "control_character", "JOB_CD"), (0, "control_character", "RES_CD"), (0, "control_character", "WC_CD"),
+        (1, "control_character", "RES_CD"), (1, "control_character", "BP_CD"),
+    ]
+    assert problems["value"].to_list() == ["F61\\x0b1", "CNC\\x01-01", "131\\x85010", "INS\\x7f", "BP\\x9f07"]
+    assert "control character" in problems["reason"][0]
+
+
+def test_files_reject_control_characters_in_item_cd() -> None:
+    """The xlsx file would drop the character and the CSV file keep it, so no file is written."""
+    batch = build_export([BasketRouting("000\x07123", "0\x001", _good_ops()), BasketRouting("A2", "01", _good_ops())])
+
+    assert not batch.ok
+    assert sorted(set(_rules(batch.problems))) == [
+        (0, "control_character", "ITEM_CD"), (0, "control_character", "ROUT_NO"),
+        (1, "control_character", "ITEM_CD"), (1, "control_character", "ROUT_NO"),
+    ]
+    assert batch.problems["value"].to_list()[:2] == ["000\\x07123", "0\\x001"]
+    for write in (export.to_csv, export.to_xlsx):
+        with pytest.raises(ExportError) as raised:
+            write(batch)
+        assert {r["rule"] for r in raised.value.rows} == {"control_character"}
+
+
 def test_every_export_rule_has_locale_text() -> None:
     from routing_core.i18n import has_key
 
@@ -497,6 +533,23 @@ def test_erp_write_rejects_code_into_number_column(staging) -> None:
     ]
     plain = build_export([BasketRouting("123", "01", _good_ops())])
     assert export.write_to_erp(plain, settings).rows_written == 2
+
+
+def test_erp_write_rejects_rounding_time_column(staging) -> None:
+    """A staging column with one decimal would store RUN_TIME 0.04 as 0.0, so the export stops before writing."""
+    settings, rows = staging
+    ddl = create_staging_table_sql("sqlite").replace('"RUN_TIME" decimal(18,4)', '"RUN_TIME" decimal(10,1)')
+    _sqlite_table(settings, ddl)
+    ops = _good_ops().with_columns(pl.Series("RUN_TIME", [0.04, 0.5]), pl.Series("TIME_UNIT", ["M", "M"]))
+    batch = build_export([BasketRouting("A1", "01", ops)])
+
+    for dry_run in (True, False):
+        with pytest.raises(ExportError, match="0.04 has more decimals than decimal") as raised:
+            export.write_to_erp(batch, settings, dry_run=dry_run)
+        assert [(r["row"], r["column"], r["rule"], r["value"]) for r in raised.value.rows] == [
+            (0, "RUN_TIME", "too_many_decimals", "0.04 → 0.0"),
+        ]
+    assert rows() == []
 
 
 def test_erp_export_not_offered_without_odbc() -> None:

@@ -290,6 +290,32 @@ def test_mask_connection_string(text: str, expected: str) -> None:
     assert mask_connection_string(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # Text that only equals the password stays as it is.
+        ('ERROR: relation "routing_staging_test" does not exist', 'ERROR: relation "routing_staging_test" does not exist'),
+        ("row 12 has 120 values", "row 12 has 120 values"),
+        # Values of secret keys are masked, braced values whole and unbraced ones up to the next ";".
+        ("Invalid attribute PWD=e", "Invalid attribute PWD=***"),
+        ("Password = my pass;Server=s", "Password = ***;Server=s"),
+        ("bad value PWD={e;x}}y} in string", "bad value PWD=*** in string"),
+        ("unclosed Pwd={e;x", "unclosed Pwd=***"),
+        ("Uid=me;pwd=e", "Uid=***;pwd=***"),
+        # A key that is part of a longer word is no key.
+        ("mypwd=e", "mypwd=e"),
+        # The whole connection string is replaced by its masked form, and the text after it stays.
+        ("cannot use Driver={X};Uid=me;Pwd=e here", "cannot use Driver={X};Uid=***;Pwd=*** here"),
+    ],
+)
+def test_scrub_masks_only_secret_values(message: str, expected: str) -> None:
+    assert odbc._scrub(message, "Driver={X};Uid=me;Pwd=e") == expected
+
+
+def test_scrub_keeps_numbers_equal_to_password() -> None:
+    assert odbc._scrub("row 12 has 120 values; PWD=12", "Driver={X};Pwd=12") == "row 12 has 120 values; PWD=***"
+
+
 def test_odbc_unavailable_without_unixodbc() -> None:
     """With pyodbc unimportable, routing_core imports and odbc reports the install hint."""
     script = textwrap.dedent(
@@ -434,8 +460,68 @@ def test_check_rows_rejects_codes_that_change_as_numbers() -> None:
     assert [(p["row"], p["rule"]) for p in problems] == [(0, "code_changed")]
 
 
-@pytest.mark.parametrize("rule", ["too_long", "not_null", "not_numeric", "code_changed", "not_integer", "out_of_range",
-                                  "not_date", "database", "missing_column"])
+def test_check_rows_rejects_decimals_beyond_scale() -> None:
+    """A number that a decimal column would round is rejected with what it would become; float noise is not."""
+    columns = [
+        ColumnSpec("SETUP_TIME", "decimal", "numeric", precision=10, scale=1),
+        ColumnSpec("RUN_TIME", "decimal", "decimal(18,4)", precision=18, scale=4),
+        ColumnSpec("QUEUE_TIME", "decimal", "money", precision=10, scale=0),
+        ColumnSpec("WAIT_TIME", "float", "real"),
+    ]
+    rows = pl.DataFrame({
+        "SETUP_TIME": [12.345, 0.04, 1.25, 12.3, 0.1 + 0.2, None],
+        "RUN_TIME": [1234567.12345, 0.0001, 1e-05, 2.5, 0.1 + 0.2, 1.0],
+        "QUEUE_TIME": [12.5] * 6,
+        "WAIT_TIME": [0.123456789] * 6,
+    })
+
+    values, problems = check_rows(rows, columns)
+
+    assert [(p["row"], p["column"], p["rule"], p["value"]) for p in problems] == [
+        (0, "SETUP_TIME", "too_many_decimals", "12.345 → 12.3"),
+        (0, "RUN_TIME", "too_many_decimals", "1234567.12345 → 1234567.1235"),
+        (1, "SETUP_TIME", "too_many_decimals", "0.04 → 0.0"),
+        (2, "SETUP_TIME", "too_many_decimals", "1.25 → 1.3"),
+        (2, "RUN_TIME", "too_many_decimals", "0.00001 → 0.0"),
+    ]
+    assert "0.04 has more decimals than decimal(10,1) keeps and would be stored as 0.0" in problems[2]["reason"]
+    assert values["SETUP_TIME"].to_list()[3:5] == [12.3, 0.1 + 0.2]
+
+
+def test_numeric_text_check_matches_sqlite(tmp_path: Path) -> None:
+    """Text that a SQLite STRING column stores in another form is rejected, and text it keeps as text is not."""
+    require_driver(SQLITE_DRIVER)
+    pyodbc = require_pyodbc()
+    texts = ["000123", "123", " 12", "12 ", "\t12", "12\n", "1.", ".5", "1e5", "+5", "-5", "-0", "12.0", "1.50",
+             "1.5", "9223372036854775807", "9223372036854775808", "1e400", "0x10", "inf", "NaN", "1_0", "１２",
+             "A1", "2026-01-01", "1,5", "선삭 10"]
+    connection = pyodbc.connect(sqlite_connection_string(tmp_path / "affinity.db"), autocommit=True)
+    cursor = connection.cursor()
+    cursor.execute('CREATE TABLE T ("POSITION" integer, "JOB_NM" STRING)')
+    cursor.executemany("INSERT INTO T VALUES (?, ?)", list(enumerate(texts)))
+    stored = cursor.execute('SELECT "POSITION", "JOB_NM", typeof("JOB_NM") FROM T ORDER BY 1').fetchall()
+    connection.close()
+
+    spec = ColumnSpec("JOB_NM", "string", "STRING", numeric_text=True)
+    _, problems = check_rows(pl.DataFrame({"JOB_NM": texts}), [spec])
+
+    rejected = {p["row"] for p in problems}
+    for position, back, storage in stored:
+        if back != texts[position]:
+            assert position in rejected, texts[position]
+        if storage == "text":
+            assert position not in rejected, texts[position]
+    assert {p["rule"] for p in problems} == {"text_changed"}
+    assert "'000123' would be stored as the number 123" in problems[0]["reason"]
+
+    code_spec = ColumnSpec("ITEM_CD", "string", "STRING", numeric_text=True)
+    _, problems = check_rows(pl.DataFrame({"ITEM_CD": ["000123", "123", "A1"]}), [code_spec])
+    assert [(p["row"], p["rule"]) for p in problems] == [(0, "code_changed")]
+
+
+@pytest.mark.parametrize("rule", ["too_long", "not_null", "not_numeric", "code_changed", "text_changed", "not_integer",
+                                  "out_of_range", "too_many_decimals", "not_date", "database", "missing_column",
+                                  "changed_on_write"])
 def test_problem_rule_has_locale_texts(rule: str) -> None:
     """The export page shows each rejected value through the locale text of its rule."""
     from routing_core import i18n
@@ -626,6 +712,33 @@ def test_postgres_wrong_password_hides_secret(postgres_server: Any) -> None:
     assert result["ok"] is False
     assert "wrong;secret" not in str(result)
     assert "Pwd=***" in result["connection"]
+
+
+def test_postgres_short_password_leaves_message_readable(postgres_server: Any) -> None:
+    """A one-letter wrong password is masked in the connection string but not in the words of the message."""
+    require_driver(POSTGRES_DRIVER)
+    wrong = postgres_server.connection_string().replace(f"Pwd={{{postgres_server.password}}}", "Pwd=e")
+    settings = load_settings(data_source="odbc", odbc_connection_string=wrong)
+
+    with pytest.raises(SourceUnavailableError) as caught:
+        odbc.read_views_odbc(settings)
+
+    assert "password authentication failed for user" in str(caught.value)
+    assert "***" not in str(caught.value)
+    assert odbc.test_connection(settings)["connection"].endswith("Uid=***;Pwd=***")
+
+
+def test_sqlite_missing_table_message_readable(tmp_path: Path) -> None:
+    require_driver(SQLITE_DRIVER)
+    settings = load_settings(
+        odbc_connection_string=f"{sqlite_connection_string(tmp_path / 'staging.db')};PWD=e", staging_table="NO_SUCH_TABLE"
+    )
+
+    with pytest.raises(ExportError) as caught:
+        odbc.write_staging(export_rows(), settings)
+
+    assert "no such table: NO_SUCH_TABLE" in str(caught.value)
+    assert "***" not in str(caught.value)
 
 
 def test_unknown_driver_is_source_unavailable() -> None:
@@ -861,6 +974,110 @@ def test_write_code_into_integer_column(staging_target: Target) -> None:
 
     assert odbc.write_staging(rows.tail(2), staging_target.settings()).rows_written == 2
     assert {row[0] for row in _table_rows(staging_target)} == {"123"}
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_write_rounding_column_rejected(staging_target: Target, dry_run: bool) -> None:
+    """A time column with one decimal would store 0.04 as 0.0, so the batch is rejected before any INSERT."""
+    decimal = "numeric" if staging_target.name == "postgresql" else "decimal"
+    _replace_staging_table(staging_target, staging_target.name, {
+        '"SETUP_TIME" decimal(18,4)': f'"SETUP_TIME" {decimal}(10,1)',
+        '"RUN_TIME" decimal(18,4)': f'"RUN_TIME" {decimal}(10,1)',
+    })
+    rows = export_rows().with_columns(
+        pl.Series("SETUP_TIME", [12.5, 0.0, 5.0, 12.345, 2.0]), pl.Series("RUN_TIME", [0.04, 0.0, 2.5, 30.1, 1.25]),
+    )
+
+    with pytest.raises(ExportError) as caught:
+        odbc.write_staging(rows, staging_target.settings(), dry_run=dry_run)
+
+    assert [(r["row"], r["column"], r["rule"], r["value"]) for r in caught.value.rows] == [
+        (0, "RUN_TIME", "too_many_decimals", "0.04 → 0.0"),
+        (3, "SETUP_TIME", "too_many_decimals", "12.345 → 12.3"),
+        (4, "RUN_TIME", "too_many_decimals", "1.25 → 1.3"),
+    ]
+    assert "3 of 5 rows" in str(caught.value)
+    assert _table_rows(staging_target) == []
+
+    rounded = rows.with_columns(pl.col("SETUP_TIME", "RUN_TIME").round(1, mode="half_away_from_zero"))
+    assert odbc.write_staging(rounded, staging_target.settings()).rows_written == 5
+
+
+def test_sqlite_string_column_rejects_number_text(tmp_path: Path) -> None:
+    """SQLite stores number text in a STRING or MEMO column as a number, so such text is rejected before writing."""
+    target = _sqlite_target(tmp_path / "staging.db")
+    ddl = (
+        odbc.create_staging_table_sql("sqlite")
+        .replace('"ITEM_CD" varchar(50)', '"ITEM_CD" STRING')
+        .replace('"ROUT_NO" varchar(10)', '"ROUT_NO" STRING')
+        .replace('"JOB_NM" varchar(100)', '"JOB_NM" MEMO')
+    )
+    connection = target.connect()
+    connection.cursor().execute(ddl)
+    connection.close()
+    rows = export_rows().with_columns(
+        pl.Series("ITEM_CD", ["000123"] * 3 + ["123"] * 2),
+        pl.Series("ROUT_NO", ["01"] + ["R01"] * 4),
+        pl.Series("JOB_NM", ["선삭", "007", "검사", "선삭", "1.50"]),
+    )
+
+    for dry_run in (True, False):
+        with pytest.raises(ExportError) as caught:
+            odbc.write_staging(rows, target.settings(), dry_run=dry_run)
+        assert [(r["row"], r["column"], r["rule"]) for r in caught.value.rows] == [
+            (0, "ITEM_CD", "code_changed"), (0, "ROUT_NO", "code_changed"),
+            (1, "ITEM_CD", "code_changed"), (1, "JOB_NM", "text_changed"),
+            (2, "ITEM_CD", "code_changed"), (4, "JOB_NM", "text_changed"),
+        ]
+    assert "code '000123' would be stored as the number 123, because SQLite gives a column declared STRING" in str(caught.value)
+    assert _table_rows(target) == []
+
+    plain = rows.tail(2).with_columns(pl.lit("선삭").alias("JOB_NM"))
+    assert odbc.write_staging(plain, target.settings()).rows_written == 2
+    assert {row[0] for row in _table_rows(target)} == {"123"}
+
+
+def _add_upper_case_trigger(target: Target) -> None:
+    """Make the staging table rewrite JOB_CD in upper case, as a column that silently changes text would."""
+    connection = target.connect()
+    cursor = connection.cursor()
+    if target.name == "sqlite":
+        cursor.execute(
+            f"CREATE TRIGGER upper_job AFTER INSERT ON {target.staging_table} BEGIN "
+            f'UPDATE {target.staging_table} SET "JOB_CD" = upper("JOB_CD") WHERE rowid = NEW.rowid; END'
+        )
+    else:
+        schema_name = target.staging_table.split(".")[0]
+        cursor.execute(
+            f"CREATE FUNCTION {schema_name}.upper_job() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN NEW.\"JOB_CD\" := upper(NEW.\"JOB_CD\"); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            f"CREATE TRIGGER upper_job BEFORE INSERT ON {target.staging_table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {schema_name}.upper_job()"
+        )
+    connection.close()
+
+
+def test_write_rolls_back_values_the_database_changed(staging_target: Target) -> None:
+    """The read-back before COMMIT finds text the database stored differently and rolls the batch back."""
+    before = _existing_row(staging_target)
+    _add_upper_case_trigger(staging_target)
+    rows = export_rows().with_columns(pl.Series("JOB_CD", ["F61-1", "g10-1", "Q30-1", "F61-1", "q30-1"]))
+
+    with pytest.raises(ExportError) as caught:
+        odbc.write_staging(rows, staging_target.settings())
+
+    assert [(r["row"], r["column"], r["rule"], r["value"]) for r in caught.value.rows] == [
+        (1, "JOB_CD", "changed_on_write", "g10-1"), (4, "JOB_CD", "changed_on_write", "q30-1"),
+    ]
+    assert caught.value.rows[0]["ITEM_CD"] == "NEW-0001"
+    assert "rolled back and nothing was written" in str(caught.value)
+    assert _table_rows(staging_target) == before
+
+    # The dry run sends no INSERT, so only the real write can find this.
+    assert odbc.write_staging(rows, staging_target.settings(), dry_run=True).rows_checked == 5
+    assert odbc.write_staging(export_rows(), staging_target.settings()).rows_written == 5
 
 
 def test_write_without_common_columns_raises(staging_target: Target) -> None:

@@ -276,7 +276,7 @@ def test_cli_metrics_prints_version_json(sample_dir, tmp_path):
 def test_cli_metrics_errors_exit_non_zero(sample_dir, tmp_path):
     model_dir = tmp_path / "models"
     completed = _cli("metrics", "--models", str(model_dir))
-    assert completed.returncode == 1
+    assert completed.returncode == 2  # no model yet is bad input, like an unknown version
     assert "no current model" in completed.stderr
     version = train_and_save(_settings(sample_dir, model_dir), evaluate=False).version
     completed = _cli("metrics", "--models", str(model_dir), "--version", version)
