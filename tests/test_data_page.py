@@ -7,32 +7,20 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from routing_core.config import load_settings
-from routing_core.train import train_and_save
-from tests.app_env import sample_app_env
+from tests.app_env import open_app, trained_sample_env
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 240  # seconds
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Sample data of 600 items and a trained model, shared by the tests of this module."""
-    root = tmp_path_factory.mktemp("data_page")
-    values = sample_app_env(root)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in values.items():
-            mp.setenv(key, value)
-        train_and_save(load_settings())
-    return values
+    return trained_sample_env(tmp_path_factory.mktemp("data_page"))
 
 
 @pytest.fixture
 def app(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
+    at = open_app(env, monkeypatch, TIMEOUT)
     at.switch_page("pages/data.py").run()
     assert not at.exception, at.exception
     return at
