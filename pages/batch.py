@@ -15,6 +15,7 @@ from routing_core.errors import RoutingError
 from routing_core.export import DEFAULT_ROUT_NO, basket_routings_from_result, predict_in_chunks, top_candidates
 from routing_core.i18n import has_key, localized
 from routing_core.predict import PredictionOptions, Predictor
+from routing_core.schema import ITEM_VIEW
 from routing_core.sources import read_item_list
 from routing_core.timeagg import MAX_LOT_SIZE
 
@@ -34,7 +35,9 @@ LOW_SIMILARITY = 0.5
 GENERATED_CODE_PATTERN = r"^NEW-\d+$"
 
 # Note keys left out of the notes list, because the read summary already states the rows left out.
-_NOTES_SHOWN_ELSEWHERE = {"item_list_rows_left_out"}
+# "columns_missing" would list every item-master column a short item list lacks; the page
+# names only the missing columns the model uses.
+_NOTES_SHOWN_ELSEWHERE = {"item_list_rows_left_out", "columns_missing"}
 
 
 def _read_upload() -> tuple[dict[str, Any] | None, bool]:
@@ -95,13 +98,16 @@ def _show_preview(items: pl.DataFrame) -> None:
         st.dataframe(preview, hide_index=True, width="stretch", placeholder=EMPTY_CELL)
 
 
-def _show_upload(state: dict[str, Any]) -> None:
+def _show_upload(state: dict[str, Any], features: list[str]) -> None:
     items: pl.DataFrame = state["items"]
     report = state["report"]
     st.markdown(tr("batch.read", file=md_escape(state["file_name"]), items=items.height, left_out=report.rows_left_out))
     for name, encoding in report.encodings.items():
         st.caption(tr("batch.encoding", file=md_escape(name), encoding=encoding))
     _show_notes(report.notes)
+    missing = [f for f in features if f in report.missing_columns.get(ITEM_VIEW, [])]
+    if missing:
+        st.info(tr("batch.features_missing", columns=", ".join(_item_column_label(c) for c in missing)))
 
     left_out, reported = split_rejected(report.rejected)
     if left_out.height:
@@ -279,8 +285,13 @@ def _show_result(state: dict[str, Any]) -> None:
         tr("batch.add_selected", n=len(chosen)), disabled=generated or not chosen or not rout_no, type="primary",
         help=tr("batch.generated_blocked") if generated else None,
     )
+    # Adding every row takes the ⚠ rows too, so it waits for an explicit yes when there are any.
+    low_confirmed = n_low == 0 or all_col.checkbox(
+        tr("batch.add_all_confirm", n=n_low), key=f"batch.add_all_confirm.{state['digest']}.{state['version']}"
+    )
     add_all = all_col.button(
-        tr("batch.add_all", n=table.height - without), disabled=generated or table.height == without or not rout_no,
+        tr("batch.add_all", n=table.height - without),
+        disabled=generated or table.height == without or not rout_no or not low_confirmed,
         help=tr("batch.generated_blocked") if generated else (tr("batch.add_all_low", n=n_low) if n_low else None),
     )
     if (add_selected or add_all) and not generated:
@@ -313,7 +324,7 @@ def main() -> None:
         if not failed:
             st.info(tr("batch.no_file"))
         return
-    _show_upload(state)
+    _show_upload(state, [f.name for f in settings.features])
     if state["items"].height == 0:
         st.warning(tr("batch.no_items"))
         return

@@ -121,6 +121,18 @@ def test_low_similarity_rows_unticked(app: AppTest) -> None:
     assert table["check"].tolist() == ["⚠" if x else "" for x in low]
     assert any("선택을 해제했습니다" in w.value for w in app.warning)
     assert _button(app, "선택한").label == f"선택한 {low.count(False)}개 담기"
+    # Adding every row waits until the user agrees to take the ⚠ rows too.
+    assert _button(app, "전체").disabled
+    confirm = next(c for c in app.checkbox if c.key.startswith("batch.add_all_confirm."))
+    confirm.check().run()
+    assert not _button(app, "전체").disabled
+
+
+def test_missing_model_attributes_named(app: AppTest) -> None:
+    _upload(app, "batch.csv", "품목코드,재질\nNB-1,SiC\n".encode())
+    infos = " ".join(i.value for i in app.info)
+    assert "파일에 없는 예측용 속성" in infos
+    assert "ITEM_SPEC" not in infos
 
 
 def test_candidate_operations_shown(app: AppTest) -> None:
