@@ -299,6 +299,11 @@ def _item_name(predictor: Predictor, item_cd: str) -> str | None:
     return names[0] if names.len() else None
 
 
+def _inside_flag_text(flag: str) -> str:
+    """Return 사내 (Y) or 외주 (N): the word the engineer reads, with the ERP value that is exported."""
+    return f"{tr(f'flag.inside.{flag}')} ({flag})" if flag in ("Y", "N") else flag
+
+
 def _editor_column_config() -> dict[str, Any]:
     def number(column: str, **kwargs: Any) -> Any:
         return st.column_config.NumberColumn(column_label(column), **kwargs)
@@ -315,7 +320,9 @@ def _editor_column_config() -> dict[str, Any]:
         "JOB_NM": text("JOB_NM"),
         "RES_CD": text("RES_CD", max_chars=20),
         "WC_CD": text("WC_CD", max_chars=20),
-        "INSIDE_FLG": choice("INSIDE_FLG", _FLAG_OPTIONS, help=tr("editor.help.INSIDE_FLG")),
+        "INSIDE_FLG": choice(
+            "INSIDE_FLG", _FLAG_OPTIONS, help=tr("editor.help.INSIDE_FLG"), format_func=_inside_flag_text,
+        ),
         "TIME_UNIT": choice("TIME_UNIT", EDITOR_TIME_UNITS, help=tr("editor.help.TIME_UNIT")),
         **{c: number(c, help=tr("editor.help.time")) for c in TIME_COLUMNS},
         "RUN_TIME_QTY": number("RUN_TIME_QTY", help=tr("editor.help.RUN_TIME_QTY")),
@@ -466,9 +473,10 @@ def _operation_fields(row: dict[str, Any], form_key: str) -> dict[str, Any]:
     for i, (column, options) in enumerate(choices_of, start=6):
         current = row[column] if row[column] in options else None
         choices = [None, *options] if current is None else options
+        shown = _inside_flag_text if column == "INSIDE_FLG" else str
         values[column] = columns[i % 4].selectbox(
             column_label(column), choices, index=choices.index(current),
-            format_func=lambda v: "—" if v is None else v, key=f"{form_key}.{column}",
+            format_func=lambda v, shown=shown: "—" if v is None else shown(v), key=f"{form_key}.{column}",
         )
 
     for i, column in enumerate([*TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"], start=10):
