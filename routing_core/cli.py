@@ -144,7 +144,7 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
 @command("predict")
 def _cmd_predict(args: argparse.Namespace) -> int:
     from routing_core.predict import PredictionOptions, Predictor
-    from routing_core.registry import load_bundle
+    from routing_core.registry import current_version, load_bundle
     from routing_core.sources import load_views
     from routing_core.train import ensure_model
 
@@ -158,6 +158,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     settings = _settings(args)
     options = PredictionOptions.from_settings(settings, top_k=args.top, lot_size=args.lot_size)
     loaded = load_views(settings)
+    if current_version(settings.model_dir) is None:
+        # Said on stderr because a mistyped --models folder would otherwise get a new model silently.
+        print(f"no model in {settings.model_dir}: training a first one from {settings.data_dir}", file=sys.stderr)
     ensure_model(settings)
     bundle = load_bundle(settings.model_dir)
     if bundle.manifest.get("data_fingerprint") != loaded.fingerprint:

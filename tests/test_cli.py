@@ -191,3 +191,11 @@ def test_train_without_routings(tmp_path):
     assert result.returncode == 2
     assert "no item of the item master has a valid routing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_without_model_says_it_trains(trained, tmp_path):
+    data, _, item = trained
+    models = tmp_path / "new-models"
+    result = _run("predict", "--data", str(data), "--models", str(models), "--item", item)
+    assert result.returncode == 0, result.stderr
+    assert f"no model in {models}: training a first one" in result.stderr
