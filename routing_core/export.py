@@ -87,7 +87,6 @@ EXPORT_SCHEMA = pl.Schema({c: _export_dtype(c) for c in ERP_EXPORT_COLUMNS})
 
 # Time units the editor offers; ``schema.TIME_UNIT_TO_MINUTES`` lists every spelling understood.
 EDITOR_TIME_UNITS = ["M", "S", "H"]
-_TIME_FACTORS = {k.upper(): v for k, v in schema.TIME_UNIT_TO_MINUTES.items()}
 _INSIDE_VALUES = {k.upper(): v for k, v in schema.INSIDE_FLAG_VALUES.items()}
 _YES_NO_VALUES = {k.upper(): v for k, v in schema.YES_NO_VALUES.items()}
 
@@ -278,7 +277,7 @@ def _shown_with_escapes(expr: pl.Expr) -> pl.Expr:
 def _minutes_factor() -> pl.Expr:
     """Return the factor from the row's TIME_UNIT to minutes: 1 when empty, null when unknown."""
     unit = _clean_code("TIME_UNIT").str.to_uppercase()
-    known = unit.replace_strict(_TIME_FACTORS, default=None, return_dtype=pl.Float64)
+    known = unit.replace_strict(schema.TIME_UNIT_TO_MINUTES, default=None, return_dtype=pl.Float64)
     return pl.when(unit.is_null()).then(1.0).otherwise(known)
 
 

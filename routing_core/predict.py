@@ -27,7 +27,7 @@ from routing_core.config import Settings
 from routing_core.errors import DataError
 from routing_core.features import UnseenCategoryWarning
 from routing_core.registry import ModelBundle
-from routing_core.schema import NULL_MARKERS, TIME_UNIT_TO_MINUTES
+from routing_core.schema import NULL_MARKERS, ROUTING_TIME_COLUMNS, TIME_UNIT_TO_MINUTES
 from routing_core.timeagg import MAX_LOT_SIZE, lead_time_expr
 
 logger = logging.getLogger(__name__)
@@ -468,8 +468,6 @@ def result_rows(result: PredictionResult) -> pl.DataFrame:
 
 # --- lead time of a routing given as ERP rows ----------------------------------------
 
-_ROUTING_TIME_COLUMNS = ("QUEUE_TIME", "SETUP_TIME", "RUN_TIME", "WAIT_TIME", "MOVE_TIME")
-_UNIT_FACTORS = {unit.upper(): factor for unit, factor in TIME_UNIT_TO_MINUTES.items()}
 
 
 @dataclass(frozen=True)
@@ -511,15 +509,15 @@ def routing_lead_time(operations: pl.DataFrame, lot_size: float = 1.0) -> Routin
 
     if "TIME_UNIT" in present:
         unit = text("TIME_UNIT").str.to_uppercase()
-        factor = pl.when(unit.is_null()).then(1.0).otherwise(unit.replace_strict(_UNIT_FACTORS, default=None, return_dtype=pl.Float64))
+        factor = pl.when(unit.is_null()).then(1.0).otherwise(unit.replace_strict(TIME_UNIT_TO_MINUTES, default=None, return_dtype=pl.Float64))
     else:
         factor = pl.lit(1.0)
-    number_columns = [*_ROUTING_TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"]
+    number_columns = [*ROUTING_TIME_COLUMNS, "RUN_TIME_QTY", "MFG_LT"]
     bad_row = pl.any_horizontal(
         factor.is_null(), (number("RUN_TIME_QTY") <= 0).fill_null(False), *[unreadable(c) for c in number_columns]
     )
     rows = operations.lazy().select(
-        *[(number(c) * factor).alias(c) for c in _ROUTING_TIME_COLUMNS],
+        *[(number(c) * factor).alias(c) for c in ROUTING_TIME_COLUMNS],
         number("RUN_TIME_QTY").alias("RUN_TIME_QTY"),
         number("MFG_LT").alias("MFG_LT"),
         bad_row.alias("_unreadable"),

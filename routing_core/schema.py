@@ -217,6 +217,7 @@ COLUMN_ALIASES: dict[str, str] = {
 NULL_MARKERS = frozenset({"", "NULL", "null", "Null", "-", "N/A", "n/a", "NA", "#N/A", "None", "NaN", "nan"})
 
 # TIME_UNIT spellings and their factor to minutes.
+# Keys are upper case, so callers look up the upper-cased TIME_UNIT.
 TIME_UNIT_TO_MINUTES: dict[str, float] = {
     "S": 1 / 60, "SEC": 1 / 60, "초": 1 / 60,
     "M": 1.0, "MIN": 1.0, "분": 1.0,

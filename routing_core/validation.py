@@ -150,7 +150,6 @@ _REQUIRED_COLUMNS: dict[str, list[str]] = {
 
 _YES_NO = {k.upper(): v for k, v in schema.YES_NO_VALUES.items()}
 _INSIDE = {k.upper(): v for k, v in schema.INSIDE_FLAG_VALUES.items()}
-_TIME_FACTORS = {k.upper(): v for k, v in schema.TIME_UNIT_TO_MINUTES.items()}
 _MM_SPELLINGS = ["MM", "MILLIMETER", "MILLIMETRE", "밀리미터"]
 _INCH_SPELLINGS = ["INCH", "INCHES", "IN", '"', "인치"]
 _NULL_MARKERS = sorted(schema.NULL_MARKERS)
@@ -391,7 +390,7 @@ def format_column_list(columns: Sequence[str]) -> str:
 
 
 def _has_values(column: pl.Series) -> bool:
-    """Return whether ``column`` holds any value that is not empty or a null marker."""
+    """Return whether ``column`` contains a value that is not empty or a null marker."""
     text = column.cast(pl.String, strict=False).str.strip_chars()
     return bool((text.is_not_null() & ~text.is_in(list(schema.NULL_MARKERS))).any())
 
@@ -408,7 +407,7 @@ def _normalise_headers(frame: pl.DataFrame, view: str, report: ValidationReport)
     for target, names in sources.items():
         if len(names) > 1:
             # Two headers for one column (SETUP_TIME and 준비시간, or JOB_NM twice): use the one
-            # that holds values, and refuse to guess when several do.
+            # that contains values, and raise when several do rather than guess.
             filled = [n for n in names if _has_values(frame.get_column(n))]
             if len(filled) > 1:
                 raise DataError(
@@ -722,7 +721,7 @@ def _empty_working_frame(view: str) -> pl.DataFrame:
 def _convert_routing_times(lazy: pl.LazyFrame) -> pl.LazyFrame:
     """Convert the routing time columns to minutes, default RUN_TIME_QTY and the validity dates."""
     unit_key = pl.col("TIME_UNIT").str.to_uppercase()
-    factor = unit_key.replace_strict(_TIME_FACTORS, default=None, return_dtype=pl.Float64)
+    factor = unit_key.replace_strict(schema.TIME_UNIT_TO_MINUTES, default=None, return_dtype=pl.Float64)
     lazy = lazy.with_columns(
         pl.col("TIME_UNIT").is_null().alias("__unit_missing"),
         (pl.col("TIME_UNIT").is_not_null() & factor.is_null()).alias("__unit_unknown"),
