@@ -33,6 +33,8 @@ from routing_core.timeagg import MAX_LOT_SIZE
 
 MAX_LISTED_ITEMS = 200
 RESULT_KEY = "predict.result"
+# Smallest change of subcontract days shown as a change, so float noise in the sums is not.
+SHOWN_DAYS_STEP = 0.05
 # Candidate key -> {"base", "draft", "predicted", "gen", "pick"}: the editor's own copy of each edited routing.
 EDITOR_STATE_KEY = "editor.state"
 MAX_EDITED_CANDIDATES = 50
@@ -406,27 +408,32 @@ def _edited_lead_time(edited: pl.DataFrame, predicted: pl.DataFrame, lot_size: f
     if lead.minutes is None:
         st.caption(tr("editor.lead_time_unknown"))
         return
+
     before = routing_lead_time(predicted, lot_size)
     change = None if before.minutes is None else lead.minutes - before.minutes
     # The change is shown in whole minutes, so a smaller one counts as none. The delta text
     # starts with its sign because st.metric picks the arrow from the first character.
     delta = None if change is None or round(change) == 0 else tr("editor.lead_time_change", minutes=change)
     days_change = lead.subcontract_days - before.subcontract_days
+    days_changed = abs(days_change) >= SHOWN_DAYS_STEP
+
     columns = st.columns(3)
     columns[0].metric(
         tr("editor.lead_time", lot=lot_size), tr("predict.lead_time_value", minutes=lead.minutes),
         delta=delta, delta_color="off", help=tr("predict.lead_time_help"),
     )
-    if lead.subcontract_days > 0 or abs(days_change) >= 0.05:
+    if lead.subcontract_days > 0 or days_changed:
+        days_delta = tr("editor.days_change", days=days_change) if days_changed else None
         columns[1].metric(
             tr("editor.subcontract_days"), tr("editor.days_value", days=lead.subcontract_days),
-            delta=None if abs(days_change) < 0.05 else tr("editor.days_change", days=days_change), delta_color="off",
+            delta=days_delta, delta_color="off",
         )
         columns[2].metric(
             tr("predict.total_days"), tr("predict.total_days_value", days=lead.minutes / 1440 + lead.subcontract_days),
             help=tr("predict.total_help"),
         )
-    unchanged = delta is None and abs(days_change) < 0.05
+
+    unchanged = delta is None and not days_changed
     st.caption(
         _lead_time_caption(lead.minutes, lead.subcontract_days) + " · "
         + tr("editor.lead_time_same" if unchanged else "editor.lead_time_changed")

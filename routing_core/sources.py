@@ -495,7 +495,7 @@ def _csv_records(path: Path, utf8: bytes, separator: str) -> pl.DataFrame:
     """Parse every record of ``utf8`` into text columns ``field_0`` … and describe each record.
 
     The frame has as many ``field_`` columns as the header record (the first that
-    is not blank) has fields: a shorter record has nulls at its end and the extra
+    is not blank) has fields. A shorter record has nulls at its end. The extra
     fields of a longer one are dropped, so one very wide line cannot blow up the
     frame. ``__line`` is the line where the record starts, ``__fields`` its number
     of fields, ``__filled`` its number of fields up to the last one that is not
@@ -526,7 +526,7 @@ def _describe_records(lines: pl.Series, line_separators: pl.Series, separator: s
     A record goes on to the next line when its quotes so far are odd, so the
     running count of quotes splits the lines into records. Lines of a record with
     quotes are joined and their quoted values removed before the separators are
-    counted; a line without quotes in a record of its own is counted as it is.
+    counted. A line without quotes in a record of its own is counted as it is.
     """
     blank_chars = f"{separator} \t\r\f\v\u00a0"
     quotes = lines.str.count_matches('"', literal=True).fill_null(0)

@@ -144,7 +144,7 @@ def test_export_two_routings(app: AppTest, app_env: dict[str, str]) -> None:
 
     app.switch_page("pages/export.py").run()
     assert not app.exception
-    # Both items exist in the sample with a routing in use, so the page says so.
+    # Both items exist in the sample with a routing in use, so the page warns about them.
     assert any("바구니의 품목 2개는 ERP에 사용 중인 라우팅이 이미 있습니다" in w for w in _texts(app.warning))
     assert f"검증 통과: 라우팅 2개, {n_rows}행." in _texts(app.success)
     assert f"라우팅 2개, {n_rows}행. 시간은 분(M) 단위입니다. 내려받는 파일은 이 표와 같습니다." in _texts(app.caption)
